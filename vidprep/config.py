@@ -1,0 +1,351 @@
+"""Validated configuration for every stage and for whole runs; defaults are defined here once.
+
+The same models back the CLI flags, `--config FILE` and `vidprep run PIPELINE.toml`, so a bad value fails the same
+way everywhere: before any video is decoded, with a message that names the option.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from vidprep.errors import ConfigError
+from vidprep.types import Sampling, SizeSpec
+
+STAGES = ("split", "enhance", "augment", "features")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_pair(text: str, sep: str, name: str) -> tuple[float, float]:
+    """Parse ``"A<sep>B"`` into two floats, naming the option in the error."""
+    parts = str(text).replace("X", "x").split(sep)
+    if len(parts) != 2:
+        raise ValueError(f"{name} must look like A{sep}B, got {text!r}")
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"{name} must hold two numbers, got {text!r}") from None
+
+
+class SplitConfig(_Model):
+    """Frame sampling, resizing, clip and scene options (`vidprep split`)."""
+
+    fps: float | None = None
+    every: int | None = None
+    num_frames: int | None = None
+    size: int | None = None
+    resize: str | None = None
+    center_crop: int | None = None
+    clip_frames: int | None = None
+    stride: int | None = None
+    clip_seconds: float | None = None
+    clip_stride: float | None = None
+    tail: Literal["drop", "pad", "keep"] = "drop"
+    scenes: bool = False
+    scene_threshold: float = 3.0
+    min_scene_seconds: float = 0.6
+    scene_window: int = 2
+    scene_min_content: float = 15.0
+    format: Literal["h5", "jpg", "png", "mp4"] = "h5"
+    frame_codec: Literal["raw", "jpeg"] = "raw"
+    jpeg_quality: int = 90
+    label_from_dir: bool = False
+    labels: str | None = None
+
+    @field_validator("fps", "clip_seconds", "clip_stride", "min_scene_seconds", "scene_threshold")
+    @classmethod
+    def _positive_float(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @field_validator("every", "num_frames", "size", "center_crop", "clip_frames", "stride", "scene_window")
+    @classmethod
+    def _positive_int(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality(cls, v: int) -> int:
+        if not 1 <= v <= 100:
+            raise ValueError("must be between 1 and 100")
+        return v
+
+    @field_validator("resize")
+    @classmethod
+    def _resize(cls, v: str | None) -> str | None:
+        if v is not None:
+            w, h = parse_pair(v, "x", "resize")
+            if w < 1 or h < 1 or w != int(w) or h != int(h):
+                raise ValueError(f"resize must be WxH with positive integers, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> SplitConfig:
+        chosen = [n for n in ("fps", "every", "num_frames") if getattr(self, n) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"choose one frame sampling option, got {', '.join('--' + c.replace('_', '-') for c in chosen)}")
+        if self.size and self.resize:
+            raise ValueError("choose --size or --resize, not both")
+        if self.clip_frames and self.clip_seconds:
+            raise ValueError("choose --clip-frames or --clip-seconds, not both")
+        if self.stride and not self.clip_frames:
+            raise ValueError("--stride needs --clip-frames")
+        if self.clip_stride and not self.clip_seconds:
+            raise ValueError("--clip-stride needs --clip-seconds")
+        if self.label_from_dir and self.labels:
+            raise ValueError("choose --label-from-dir or --labels, not both")
+        return self
+
+    def sampling(self) -> Sampling:
+        """The decoder's frame sampling rule."""
+        if self.fps:
+            return Sampling("fps", float(self.fps))
+        if self.every:
+            return Sampling("every", float(self.every))
+        if self.num_frames:
+            return Sampling("uniform", float(self.num_frames))
+        return Sampling()
+
+    def size_spec(self) -> SizeSpec:
+        """The decoder's output size rule."""
+        if self.resize:
+            w, h = parse_pair(self.resize, "x", "resize")
+            return SizeSpec(width=int(w), height=int(h), center_crop=self.center_crop)
+        return SizeSpec(short_side=self.size, center_crop=self.center_crop)
+
+
+class EnhanceConfig(_Model):
+    """Color balance and contrast options (`vidprep enhance`)."""
+
+    white_balance: Literal["none", "grayworld", "whitepatch", "percentile"] = "none"
+    wb_percentile: float = 1.0
+    contrast: Literal["none", "clahe", "equalize", "autolevels", "gamma"] = "none"
+    clahe_clip: float = 2.0
+    clahe_grid: int = 8
+    gamma: float = 1.0
+    temporal_smoothing: float = 0.9
+
+    @field_validator("wb_percentile")
+    @classmethod
+    def _pct(cls, v: float) -> float:
+        if not 0 <= v < 50:
+            raise ValueError("must be in [0, 50)")
+        return v
+
+    @field_validator("clahe_clip", "gamma")
+    @classmethod
+    def _pos(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @field_validator("clahe_grid")
+    @classmethod
+    def _grid(cls, v: int) -> int:
+        if not 1 <= v <= 64:
+            raise ValueError("must be between 1 and 64")
+        return v
+
+    @field_validator("temporal_smoothing")
+    @classmethod
+    def _alpha(cls, v: float) -> float:
+        if not 0 <= v < 1:
+            raise ValueError("must be in [0, 1): the weight of the past in the moving average, 0 = off")
+        return v
+
+
+class AugmentConfig(_Model):
+    """Clip-consistent random augmentation options (`vidprep augment`)."""
+
+    rotate: float = 0.0
+    scale: str | None = None
+    crop: str | None = None
+    random_resized_crop: bool = False
+    hflip: float = 0.0
+    color_jitter: str | None = None
+    copies: int = 1
+    keep_original: bool = False
+
+    @field_validator("rotate")
+    @classmethod
+    def _rot(cls, v: float) -> float:
+        if not 0 <= v <= 180:
+            raise ValueError("must be in [0, 180] degrees")
+        return v
+
+    @field_validator("hflip")
+    @classmethod
+    def _prob(cls, v: float) -> float:
+        if not 0 <= v <= 1:
+            raise ValueError("must be a probability in [0, 1]")
+        return v
+
+    @field_validator("copies")
+    @classmethod
+    def _copies(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: str | None) -> str | None:
+        if v is not None:
+            lo, hi = parse_pair(v, ":", "scale")
+            if not 0 < lo <= hi:
+                raise ValueError(f"scale must be MIN:MAX with 0 < MIN <= MAX, got {v!r}")
+        return v
+
+    @field_validator("crop")
+    @classmethod
+    def _crop(cls, v: str | None) -> str | None:
+        if v is not None:
+            w, h = crop_size(v)
+            if w < 1 or h < 1:
+                raise ValueError(f"crop must be N or WxH with positive integers, got {v!r}")
+        return v
+
+    @field_validator("color_jitter")
+    @classmethod
+    def _jitter(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = v.split(",")
+            if len(parts) != 4:
+                raise ValueError(f"color_jitter must be B,C,S,H, got {v!r}")
+            b, c, s, h = (float(p) for p in parts)
+            if min(b, c, s, h) < 0 or h > 0.5:
+                raise ValueError(f"color_jitter values must be >= 0 and hue <= 0.5, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _rrc(self) -> AugmentConfig:
+        if self.random_resized_crop and not self.crop:
+            raise ValueError("--random-resized-crop needs --crop for the output size")
+        return self
+
+
+def crop_size(text: str) -> tuple[int, int]:
+    """``"N"`` -> (N, N); ``"WxH"`` -> (W, H)."""
+    if "x" in text.lower():
+        w, h = parse_pair(text.lower(), "x", "crop")
+        return int(w), int(h)
+    n = int(float(text))
+    return n, n
+
+
+class FeaturesConfig(_Model):
+    """Model, weights, runtime and normalization options (`vidprep features`)."""
+
+    model: str = "resnet18"
+    weights: str = "DEFAULT"
+    pool: Literal["mean", "max", "none"] = "mean"
+    device: str = "auto"
+    batch_size: int | None = None
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    normalize: Literal["none", "l2", "zscore", "pca"] = "none"
+    pca_dim: int | None = None
+    whiten: bool = False
+    quantize: Literal["none", "uint8"] = "none"
+    stats_from: str | None = None
+    dtype: Literal["float32", "float16"] = "float32"
+
+    @field_validator("batch_size", "pca_dim")
+    @classmethod
+    def _pos(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _norm(self) -> FeaturesConfig:
+        if (self.pca_dim or self.whiten) and self.normalize != "pca":
+            raise ValueError("--pca-dim/--whiten need --normalize pca")
+        if self.quantize == "uint8" and self.normalize != "pca":
+            raise ValueError("--quantize uint8 needs --normalize pca (as published frame-feature datasets do)")
+        return self
+
+
+class RunConfig(_Model):
+    """A whole run: which stages, with which options, and how work is cut into shards."""
+
+    split: SplitConfig = SplitConfig()
+    enhance: EnhanceConfig | None = None
+    augment: AugmentConfig | None = None
+    features: FeaturesConfig | None = None
+    videos_per_shard: int = 16
+    seed: int = 0
+    timeout_s: float = 600.0
+    max_pixels: int = 8192 * 8192
+
+    @field_validator("videos_per_shard")
+    @classmethod
+    def _vps(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    def stages(self) -> list[str]:
+        """Names of the stages this run applies after splitting, in order."""
+        return [s for s in STAGES[1:] if getattr(self, s) is not None]
+
+    def fingerprint(self) -> str:
+        """Canonical JSON of everything that changes the output (resume refuses a different one)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line naming each bad option the way the CLI spells it."""
+    parts = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not str(p).isdigit()]
+        name = "--" + loc[-1].replace("_", "-") if loc else "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def build(model: type[_Model], values: dict[str, Any], *, section: str = "") -> Any:
+    """Construct a config model, turning validation errors into ConfigError."""
+    try:
+        return model(**values)
+    except ValidationError as err:
+        prefix = f"[{section}] " if section else ""
+        raise ConfigError(prefix + format_validation_error(err)) from None
+
+
+def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a pipeline file: tables named after stages plus an optional [run] table; unknown tables fail."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=str(p)) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"not valid TOML: {err}", path=str(p)) from None
+    unknown = [k for k in data if k not in (*STAGES, "run")]
+    if unknown:
+        raise ConfigError(f"unknown stage table [{unknown[0]}] (known: {', '.join(STAGES)}, run)", path=str(p))
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{key}] must be a table", path=str(p))
+    return data
+
+
+def run_config_from(tables: dict[str, dict[str, Any]]) -> RunConfig:
+    """Build a RunConfig from stage tables (as loaded from TOML and merged with CLI flags)."""
+    run_opts = dict(tables.get("run", {}))
+    kwargs: dict[str, Any] = {"split": build(SplitConfig, tables.get("split", {}), section="split")}
+    for name, model in (("enhance", EnhanceConfig), ("augment", AugmentConfig), ("features", FeaturesConfig)):
+        if name in tables:
+            kwargs[name] = build(model, tables[name], section=name)
+    return build(RunConfig, {**run_opts, **kwargs}, section="run")
