@@ -1,0 +1,5 @@
+"""`python -m vidprep` runs the CLI."""
+
+from vidprep.cli.app import main
+
+main()

@@ -1,0 +1,111 @@
+"""`vidprep shards info | verify | ls`: inspect, check and list shard directories."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vidprep.cli.output import emit, emit_json, exits_on_error, setup_logging
+
+app = typer.Typer(help="Inspect, verify and list vidprep shards.", no_args_is_help=True)
+
+PATHS = Annotated[list[str], typer.Argument(help="Shard directories or shard .h5 files.")]
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)
+
+
+@app.command("info")
+@exits_on_error
+def info_cmd(
+    paths: PATHS,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Summarize shards: kind, counts, frame/feature shape and dtype, labels, model and normalization, size.
+
+    Examples:
+
+      vidprep shards info frames/
+
+      vidprep shards info feats/ --json | jq .feature_shape
+    """
+    from vidprep.shards.inspect import info
+
+    setup_logging()
+    data = info(paths)
+    if json_out:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        shown = _human(value) if key == "bytes" else value
+        emit(f"{key:<18} {shown}")
+
+
+@app.command("verify")
+@exits_on_error
+def verify_cmd(
+    paths: PATHS,
+    inputs: Annotated[
+        Optional[list[str]], typer.Option("--inputs", help="Also check these inputs are each in a shard or in errors.jsonl.")
+    ] = None,
+) -> None:
+    """Validate every shard, compare checksums with manifest.json, find duplicate videos and leftovers.
+    Exit 0 only when clean; otherwise one line per problem and exit 1.
+
+    Examples:
+
+      vidprep shards verify frames/
+
+      vidprep shards verify frames/ --inputs videos/
+    """
+    from vidprep.shards.inspect import verify
+
+    setup_logging()
+    problems = verify(paths, inputs=_input_ids(inputs) if inputs else None)
+    for line in problems:
+        sys.stderr.write(f"vidprep: {line}\n")
+    if problems:
+        raise typer.Exit(1)
+    emit("ok")
+
+
+def _input_ids(inputs: list[str]) -> list[str]:
+    from vidprep.inputs import expand
+
+    return [v.video_id for v in expand(inputs).videos]
+
+
+@app.command("ls")
+@exits_on_error
+def ls_cmd(
+    paths: PATHS,
+    clips: Annotated[bool, typer.Option("--clips", help="One line per clip instead of per video.")] = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")] = False,
+) -> None:
+    """List videos (or clips) with counts and times.
+
+    Examples:
+
+      vidprep shards ls frames/
+
+      vidprep shards ls frames/ --clips --jsonl | head
+    """
+    from vidprep.shards.inspect import ls
+
+    setup_logging()
+    for row in ls(paths, clips=clips):
+        if jsonl:
+            emit_json(row)
+        else:
+            emit("\t".join(_cell(v) for v in row.values()))
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)

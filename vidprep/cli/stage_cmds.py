@@ -1,0 +1,193 @@
+"""`vidprep split | enhance | augment | features`: each a whole pipeline ending at that stage.
+
+Options come from `--config FILE` (stage tables) overridden by flags; the effective config is validated before any
+video is opened. Completed shard paths stream to stdout; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vidprep.cli.options import (
+    AUGMENT_OPTS, ENHANCE_OPTS, FEATURE_OPTS, INPUT_OPTS, INPUTS, LOG_OPTS, OUTPUT, PREVIEW_OPT, RUN_OPTS, SPLIT_OPTS,
+)
+from vidprep.cli.output import emit, emit_json, exits_on_error, setup_logging
+from vidprep.cli.signature import pick, with_options
+from vidprep.config import STAGES, RunConfig, load_toml, run_config_from
+
+STAGE_OPTS = {"split": SPLIT_OPTS, "enhance": ENHANCE_OPTS, "augment": AUGMENT_OPTS, "features": FEATURE_OPTS}
+RUN_KEYS = {"videos_per_shard": "videos_per_shard", "seed": "seed", "timeout": "timeout_s", "max_pixels": "max_pixels"}
+
+
+def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dict] | None = None) -> RunConfig:
+    """Merge the config file's tables (stages up to ``stage``) with the flags the user gave, then validate."""
+    tables = {k: dict(v) for k, v in (file_tables or {}).items()}
+    upto = STAGES[: STAGES.index(stage) + 1]
+    tables = {k: v for k, v in tables.items() if k in upto or k == "run"}
+    for name in upto:
+        given = pick(options, STAGE_OPTS[name])
+        if given or name == stage:
+            tables.setdefault(name, {}).update(given)
+    run_table = tables.setdefault("run", {})
+    run_table.update({RUN_KEYS[k]: v for k, v in options.items() if k in RUN_KEYS and v is not None})
+    if "features" in tables:
+        _model_split_defaults(tables)
+    return run_config_from(tables)
+
+
+def _model_split_defaults(tables: dict[str, dict]) -> None:
+    """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
+    from vidprep.stages.features import MODELS
+
+    name = tables["features"].get("model", "resnet18")
+    spec = MODELS.get(name)
+    split = tables.setdefault("split", {})
+    if spec is None or any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds")):
+        return
+    for key, value in spec.default_split.items():
+        split.setdefault(key, value)
+
+
+def _load_tables(config: Path | None) -> dict[str, dict]:
+    return load_toml(config) if config else {}
+
+
+def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, Any]) -> None:
+    """Shared body of the four stage commands."""
+    from vidprep.cli.progress import Progress
+    from vidprep.errors import EXIT_PARTIAL, UsageError
+    from vidprep.inputs import expand, partition, select_units
+    from vidprep.pipeline import RunOptions, run
+
+    setup_logging(options["quiet"], options["verbose"])
+    cfg = build_config(stage, options, _load_tables(options.get("config")))
+    root = str(options["root"]) if options.get("root") else None
+    listed = expand(inputs, glob=options.get("glob"), root=root, nul=options.get("null", False))
+    if not listed.videos and not listed.shards and not listed.problems:
+        raise UsageError("no input videos found (directories are searched for video extensions; see --glob)")
+    run_opts = RunOptions(options.get("executor"), options.get("workers"), options["shard_index"],
+                          options["num_shards"], options["overwrite"], options.get("ray_address"))
+    units = select_units(partition(listed.videos, cfg.videos_per_shard), run_opts.shard_index, run_opts.num_shards)
+    progress = Progress(len(units), sum(len(u.items) for u in units), quiet=options["quiet"])
+    try:
+        summary = run(listed, cfg, output, run_opts, on_unit=progress.update,
+                      on_shard=None if options["json_out"] else emit, shard_inputs=listed.shards)
+    finally:
+        progress.close()
+    if options.get("preview"):
+        from vidprep.preview_run import write_preview
+
+        write_preview(listed, cfg, stage, options["preview"])
+    if options["json_out"]:
+        emit_json({k: v for k, v in asdict(summary).items()} | {"exit_code": summary.exit_code})
+    if summary.videos_failed or listed.problems:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+EXAMPLES = {
+    "split": """Segment videos into frames or clips and write HDF5 shards (or jpg/png/mp4 files).
+
+Examples:
+
+  vidprep split videos/ -o frames/ --fps 2 --size 224
+
+  vidprep split videos/ -o clips/ --clip-frames 16 --stride 8 --size 112 --label-from-dir
+
+  vidprep split movie.mp4 -o scenes/ --scenes --format mp4
+""",
+    "enhance": """Color balance and contrast, flicker-free (statistics smoothed over time).
+
+Examples:
+
+  vidprep enhance videos/ -o enh/ --fps 1 --white-balance grayworld --contrast clahe
+
+  vidprep split videos/ -o frames/ --fps 2 | vidprep enhance - -o enh/ --contrast autolevels
+
+  vidprep enhance videos/ -o enh/ --contrast equalize --format mp4 --preview sheet.png
+""",
+    "augment": """Rotate/scale/crop/flip/jitter with one random draw per clip; K reproducible copies.
+
+Examples:
+
+  vidprep augment videos/ -o aug/ --clip-frames 16 --size 128 --crop 112 --hflip 0.5 --copies 4
+
+  vidprep augment frames/ -o aug/ --rotate 15 --scale 0.9:1.1 --color-jitter 0.2,0.2,0.2,0.05 --seed 7
+
+  vidprep augment videos/ -o aug/ --fps 2 --random-resized-crop --crop 224 --keep-original --preview aug.png
+""",
+    "features": """CNN features from 2D image models (per frame, pooled) or 3D video models (per clip), normalized.
+
+Examples:
+
+  vidprep features videos/ -o feats/ --model resnet50 --fps 1 --normalize pca --pca-dim 256 --quantize uint8
+
+  vidprep features videos/ -o feats/ --model r2plus1d_18 --clip-frames 16 --size 112 --weights ckpt.pt
+
+  vidprep features --list-models
+""",
+}
+
+
+def _make(stage: str) -> Any:
+    groups = [INPUT_OPTS, LOG_OPTS, RUN_OPTS] + [STAGE_OPTS[s] for s in STAGES[: STAGES.index(stage) + 1]]
+    if stage in ("enhance", "augment"):
+        groups.append(PREVIEW_OPT)
+
+    @with_options(*groups)
+    def command(inputs: INPUTS, output: OUTPUT, **options: Any) -> None:
+        run_stage(stage, inputs, output, options)
+
+    command.__doc__ = EXAMPLES[stage]
+    command.__name__ = stage
+    return exits_on_error(command)
+
+
+def list_models() -> None:
+    """Print the feature model registry: name, kind, dim, default input."""
+    from vidprep.stages.features import list_models as registry
+
+    for row in registry():
+        emit("\t".join(str(row[k]) for k in ("name", "kind", "dim", "input")))
+
+
+def _features_entry() -> Any:
+    inner = _make("features")
+    import functools
+    import inspect
+    from typing import Annotated, Optional
+
+    sig = inspect.signature(inner)
+    params = list(sig.parameters.values())
+    params[0] = params[0].replace(annotation=Annotated[Optional[list[str]], typer.Argument(help="Videos, dirs, @lists, '-' or shard dirs.")], default=None)
+    params[1] = params[1].replace(annotation=Annotated[Optional[Path], typer.Option("-o", "--output", help="Output directory.")], default=None)
+    params.append(inspect.Parameter("list_models_flag", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                    annotation=Annotated[bool, typer.Option("--list-models", help="Print the model registry and exit.")]))
+
+    @functools.wraps(inner)
+    def features(*args: Any, **kwargs: Any) -> None:
+        from vidprep.errors import UsageError
+
+        if kwargs.pop("list_models_flag", False):
+            list_models()
+            return
+        if not kwargs.get("inputs") or kwargs.get("output") is None:
+            setup_logging()
+            from vidprep.cli.output import report_error
+
+            report_error(UsageError("features needs INPUTS and -o OUTPUT (or --list-models)"))
+            raise typer.Exit(2)
+        inner(*args, **kwargs)
+
+    features.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return features
+
+
+def register(app: typer.Typer) -> None:
+    """Add split, enhance, augment and features to the app."""
+    for stage in ("split", "enhance", "augment"):
+        app.command(stage)(_make(stage))
+    app.command("features")(_features_entry())

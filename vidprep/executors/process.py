@@ -1,0 +1,42 @@
+"""Process executor: a spawn-based pool of single-purpose worker processes on this machine.
+
+Spawn (not fork) so workers start clean of the driver's threads and torch state. Each worker gets an equal share
+of the cores for torch's intra-op threads (on 2 cores: 2 workers x 1 thread beat 1 worker x 2 threads, because
+decode and inference are both CPU-bound and idle torch threads spin), and builds heavy objects such as a model
+once, on its first unit (see `vidprep.worker.context_for`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ["VIDPREP_TORCH_THREADS"] = str(threads)
+
+
+def _call(payload: tuple[Callable[..., Any], tuple]) -> Any:
+    fn, task = payload
+    return fn(*task)
+
+
+class ProcessExecutor:
+    """A spawn pool of ``workers`` processes (default: one per core); results arrive as units finish."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+
+    def map(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Iterator[Any]:
+        """Yield ``fn(*task)`` for every task in completion order."""
+        tasks = list(tasks)
+        if not tasks:
+            return
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(min(self.workers, len(tasks)), initializer=_init_worker, initargs=(threads,)) as pool:
+            yield from pool.imap_unordered(_call, [(fn, t) for t in tasks], chunksize=1)

@@ -1,0 +1,106 @@
+"""Glue between clip rows and a feature model: batching frames or clips, pooling per-frame features into clips.
+
+2D models see every stored frame once (overlapping clips reuse the per-frame features); 3D models see each clip.
+Feature statistics for normalization are accumulated here as rows are produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vidprep.config import FeaturesConfig
+
+
+@dataclass
+class ClipRow:
+    """One output clip row: a range of a frame run plus where it came from (before features are attached)."""
+
+    frame_start: int
+    frame_stop: int
+    padded: int
+    start_s: float
+    end_s: float
+    clip_index: int
+    aug_index: int = 0
+    label: int = -1
+    aug_params: dict | None = None
+    features: np.ndarray | None = None
+
+
+def pad_rows(frames: np.ndarray, padded: int) -> np.ndarray:
+    """Repeat the last frame ``padded`` times (``--tail pad``)."""
+    if padded <= 0:
+        return frames
+    return np.concatenate([frames, np.repeat(frames[-1:], padded, axis=0)], axis=0)
+
+
+def pool(feats: np.ndarray, how: str) -> np.ndarray:
+    """Pool (T,D) per-frame features over time: mean, max, or none (keep (T,D))."""
+    if how == "mean":
+        return feats.mean(axis=0)
+    if how == "max":
+        return feats.max(axis=0)
+    return feats
+
+
+@dataclass
+class FrameFeatures:
+    """Per-frame features of a 2D model, computed in batches while frames stream in."""
+
+    extract: Callable[[np.ndarray], np.ndarray]
+    batch_size: int
+    _pending: list[np.ndarray] = field(default_factory=list)
+    _done: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, rgb: np.ndarray) -> None:
+        """Queue (n,H,W,3) frames; run the model whenever a full batch is ready."""
+        self._pending.extend(rgb)
+        while len(self._pending) >= self.batch_size:
+            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+            self._done.append(self.extract(np.stack(batch)))
+
+    def result(self) -> np.ndarray:
+        """(F,D) features of every frame added so far (flushes the last partial batch)."""
+        if self._pending:
+            self._done.append(self.extract(np.stack(self._pending)))
+            self._pending = []
+        return np.concatenate(self._done, axis=0) if self._done else np.zeros((0, 0), np.float32)
+
+
+def clip_features_2d(per_frame: np.ndarray, rows: list[ClipRow], run_offset: int, how: str) -> None:
+    """Attach pooled 2D features to clip rows whose frames are rows of ``per_frame`` (offset by the run start)."""
+    for row in rows:
+        feats = per_frame[row.frame_start - run_offset : row.frame_stop - run_offset]
+        row.features = pool(pad_rows(feats, row.padded), how).astype(np.float32)
+
+
+def clip_features_3d(
+    extract: Callable[[np.ndarray], np.ndarray],
+    rows: list[ClipRow],
+    read: Callable[[int, int], np.ndarray],
+    batch_size: int,
+    clip_len: int,
+) -> None:
+    """Attach 3D-model features to clip rows, reading each clip's frames and batching clips of equal shape."""
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        clips = [fit_length(pad_rows(read(r.frame_start, r.frame_stop), r.padded), clip_len) for r in chunk]
+        feats = extract(np.stack(clips))
+        for row, feat in zip(chunk, feats):
+            row.features = feat.astype(np.float32)
+
+
+def fit_length(frames: np.ndarray, length: int) -> np.ndarray:
+    """Resample a clip to exactly ``length`` frames by nearest index (3D models need a fixed T)."""
+    if len(frames) == length:
+        return frames
+    idx = np.minimum((np.arange(length) * len(frames)) // length, len(frames) - 1)
+    return frames[idx]
+
+
+def batch_size_for(cfg: FeaturesConfig, default: int) -> int:
+    """The configured batch size, or the model's default."""
+    return cfg.batch_size or default

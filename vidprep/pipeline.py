@@ -1,0 +1,203 @@
+"""Run the stages over many videos: inputs -> work units -> executor -> shards, resumable and array-job safe.
+
+The driver owns the output directory's bookkeeping (manifest.json, errors.jsonl, index.jsonl); workers only write
+their own shard. A unit whose shard already exists is done, so re-running the same command resumes; a shard keeps
+its unit's failures inside it, so errors.jsonl can be restored after a crash between the two writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidprep.config import RunConfig
+from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from vidprep.inputs import InputList, partition, select_units
+from vidprep.labels import resolve as resolve_labels
+from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
+from vidprep.worker import Job, UnitResult, process_unit_safe
+
+log = logging.getLogger("vidprep.pipeline")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (not what to compute): executor, workers, array-job slice, overwrite."""
+
+    executor: str | None = None
+    workers: int | None = None
+    shard_index: int = 0
+    num_shards: int = 1
+    overwrite: bool = False
+    ray_address: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the CLI's --json summary and exit code."""
+
+    out_dir: str
+    shards: list[str] = field(default_factory=list)
+    skipped_units: int = 0
+    videos_ok: int = 0
+    videos_failed: int = 0
+    clips: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    errors: list[dict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing failed, 3 when any input failed."""
+        return EXIT_PARTIAL if self.videos_failed else EXIT_OK
+
+
+def config_record(config: RunConfig) -> dict:
+    """The JSON-able effective config stored in every shard and in the manifest."""
+    return config.model_dump(mode="json")
+
+
+def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
+    """Create OUT, refuse one written with another config (unless overwrite), and prove it is writable."""
+    from vidprep.shards import manifest
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe_file = out_dir / f".vidprep-write-test-{os.getpid()}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as err:
+        raise UsageError(f"output directory is not writable: {err.strerror}", path=str(out_dir)) from None
+    if overwrite:
+        clear_output(out_dir)
+    else:
+        manifest.check_config(out_dir, record)
+    manifest.cleanup_temp(out_dir)
+
+
+def clear_output(out_dir: Path) -> None:
+    """Remove what an earlier run wrote (shards, index parts, manifest, errors), for --overwrite."""
+    from vidprep.shards.format import find_shards
+
+    for path in find_shards(out_dir) if any(out_dir.glob("shard-*.h5")) else []:
+        path.unlink()
+    for name in ("manifest.json", "errors.jsonl", "index.jsonl", "normalization.h5"):
+        (out_dir / name).unlink(missing_ok=True)
+    for part in (out_dir / PARTS_DIR).glob("*") if (out_dir / PARTS_DIR).is_dir() else []:
+        part.unlink()
+
+
+def run(
+    listed: InputList,
+    config: RunConfig,
+    out_dir: str | Path,
+    options: RunOptions = RunOptions(),
+    *,
+    on_shard: Callable[[str], None] | None = None,
+    on_unit: Callable[[UnitResult], None] | None = None,
+) -> RunSummary:
+    """Process every input video into shards under ``out_dir``; returns what happened."""
+    from vidprep.media.ffmpeg import require_ffmpeg
+
+    started = time.monotonic()
+    out = Path(out_dir)
+    record = config_record(config)
+    if listed.videos:
+        require_ffmpeg()
+    prepare_output(out, record, options.overwrite)
+    labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
+    job = Job(config, str(out), labels, record)
+    units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
+    summary = RunSummary(str(out), videos_failed=len(listed.problems))
+    _record_input_problems(out, listed, options)
+    fmt = config.split.format if config.features is None else "h5"
+    todo = [u for u in units if not unit_output_path(out, fmt, u.index).exists()]
+    summary.skipped_units = len(units) - len(todo)
+    _restore_errors(out, fmt)
+    tasks = [(u, job, str(unit_output_path(out, fmt, u.index))) for u in todo]
+    for result in _executor(config, options).map(process_unit_safe, tasks):
+        _publish(out, result, record, summary, on_shard)
+        if on_unit is not None:
+            on_unit(result)
+    _finish(out, config, fmt, summary)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _executor(config: RunConfig, options: RunOptions) -> object:
+    from vidprep.executors import get_executor
+
+    cuda = config.features is not None and config.features.device.startswith("cuda")
+    return get_executor(options.executor, options.workers, ray_address=options.ray_address, gpus=1 if cuda else 0)
+
+
+def _record_input_problems(out: Path, listed: InputList, options: RunOptions) -> None:
+    """Inputs rejected before decoding go to errors.jsonl once (task 0 of an array job records them)."""
+    from vidprep.shards.manifest import append_error
+
+    if options.shard_index != 0:
+        return
+    for problem in listed.problems:
+        log.error("%s: %s", problem.path, problem.message)
+        append_error(out, {"path": problem.path, "video_id": None, "stage": "input",
+                           "error_type": "InputError", "message": f"{problem.path}: {problem.message}"})
+
+
+def _publish(out: Path, result: UnitResult, record: dict, summary: RunSummary, on_shard: Callable | None) -> None:
+    """Record a finished unit: errors, manifest entry, counters, and the shard path on stdout."""
+    from vidprep.shards.manifest import append_error, record_shard
+
+    for video in result.videos:
+        if video.error:
+            summary.videos_failed += 1
+            append_error(out, _error_record(video))
+        else:
+            summary.videos_ok += 1
+            summary.clips += video.clips
+            summary.frames += video.frames
+    if result.shard is None:
+        return
+    path = result.shard["path"] if isinstance(result.shard, dict) else str(result.shard.path)
+    if not isinstance(result.shard, dict):
+        record_shard(out, result.shard, config=record)
+    summary.shards.append(path)
+    if on_shard is not None:
+        on_shard(path)
+
+
+def _error_record(video: object) -> dict:
+    from vidprep.sinks import error_record
+
+    return error_record(video)
+
+
+def _restore_errors(out: Path, fmt: str) -> None:
+    """After a crash between a shard's rename and its errors being logged, put those errors back (idempotent)."""
+    from vidprep.shards.manifest import append_error, read_errors, record_shard, load
+    from vidprep.recovery import completed_units
+
+    known = {(e.get("video_id"), e.get("message")) for e in read_errors(out)}
+    listed = {s["name"] for s in load(out).get("shards", [])}
+    for name, summary, errors in completed_units(out, fmt):
+        if summary is not None and name not in listed:
+            record_shard(out, summary)
+        for rec in errors:
+            if (rec.get("video_id"), rec.get("message")) not in known:
+                append_error(out, rec)
+
+
+def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary) -> None:
+    """End-of-run work: feature normalization, index.jsonl for file outputs, compact errors."""
+    from vidprep.shards.manifest import compact_errors
+
+    if config.features is not None and (config.features.normalize != "none" or config.features.stats_from):
+        from vidprep.normalize_run import normalize_output
+
+        normalize_output(out, config.features)
+    if fmt != "h5":
+        merge_index(out)
+    summary.errors = compact_errors(out)

@@ -1,0 +1,393 @@
+"""Turn one work unit into one shard: the picklable unit of work every executor runs.
+
+Per video, data flows one way: decode (or read an input shard) -> enhance -> store frames (+ scene scores) ->
+plan clips -> augment copies -> features -> clip rows in the sink. A video that fails is dropped from the shard and
+reported; the other videos of the unit still land.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from vidprep.config import RunConfig
+from vidprep.errors import VidprepError
+from vidprep.featurize import ClipRow, FrameFeatures, clip_features_2d, clip_features_3d, pad_rows
+from vidprep.framestore import ScratchFrames
+from vidprep.inputs import InputItem, WorkUnit
+from vidprep.labels import Labels
+from vidprep.types import DecodedFrame, VideoResult
+
+log = logging.getLogger("vidprep.worker")
+
+CHUNK = 16
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs besides the unit: the run config, the output dir and the labels."""
+
+    config: RunConfig
+    out_dir: str
+    labels: Labels = Labels()
+    config_record: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """'features' when the run ends with a feature stage, else 'frames'."""
+        return "features" if self.config.features is not None else "frames"
+
+
+@dataclass
+class UnitResult:
+    """What a worker sends back for one unit: the shard summary (None when skipped) and per-video results."""
+
+    index: int
+    shard: object | None
+    videos: list[VideoResult]
+    seconds: float = 0.0
+    feature_stats: object | None = None
+
+
+class Context:
+    """Per-process heavy objects (feature model, augmenter), built once and reused for every unit."""
+
+    def __init__(self, job: Job) -> None:
+        cfg = job.config
+        self.extractor = None
+        self.augmenter = None
+        if cfg.features is not None:
+            from vidprep.stages.features import FeatureExtractor
+
+            self.extractor = FeatureExtractor(cfg.features, seed=cfg.seed)
+        if cfg.augment is not None:
+            from vidprep.stages.augment import Augmenter
+
+            self.augmenter = Augmenter(cfg.augment, cfg.seed)
+
+    def enhancer(self, job: Job) -> object | None:
+        """A fresh streaming enhancer for one video, or None."""
+        if job.config.enhance is None:
+            return None
+        from vidprep.stages.enhance import Enhancer
+
+        return Enhancer(job.config.enhance)
+
+
+_CONTEXTS: dict[int, Context] = {}
+
+
+def context_for(job: Job) -> Context:
+    """The cached Context of this process for this job's config."""
+    key = hash(job.config.fingerprint())
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = Context(job)
+    return _CONTEXTS[key]
+
+
+def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
+    """Process every video of ``unit`` into the shard at ``shard_path`` (written atomically)."""
+    from vidprep.sinks import open_sink
+
+    started = time.monotonic()
+    ctx = context_for(job)
+    results: list[VideoResult] = []
+    with open_sink(job, Path(shard_path), ctx) as sink:
+        for item in unit.items:
+            if isinstance(item, str):
+                from vidprep.shard_source import iter_videos
+
+                results.extend(VideoProcessor(job, ctx, sink).run_shard_video(sv) for sv in iter_videos(item))
+            else:
+                results.append(VideoProcessor(job, ctx, sink).run(item))
+        sink.record_errors([r for r in results if r.error])
+        summary = sink.commit()
+    return UnitResult(unit.index, summary, results, time.monotonic() - started)
+
+
+class VideoProcessor:
+    """Runs the stages for one video into an open sink."""
+
+    def __init__(self, job: Job, ctx: Context, sink: object) -> None:
+        self.job, self.ctx, self.sink = job, ctx, sink
+        self.cfg: RunConfig = job.config
+        self.v: int | None = None
+        self.stage = "probe"
+        self.scratch: ScratchFrames | None = None
+        self.pts = np.zeros(0, np.float64)
+        self.idx = np.zeros(0, np.int64)
+
+    def run(self, item: InputItem) -> VideoResult:
+        """Process one source video; errors become a VideoResult with the message, never an exception."""
+        from vidprep.media.decode import decode
+        from vidprep.media.probe import probe
+
+        def body() -> tuple[int, int]:
+            self.stage = "probe"
+            info = probe(item.path, timeout_s=min(60.0, self.cfg.timeout_s))
+            self.v = self.sink.add_video(item.video_id, item.path, video_meta(info))
+            self.stage = "decode"
+            split = self.cfg.split
+            frames = decode(info, split.sampling(), split.size_spec(),
+                            timeout_s=self.cfg.timeout_s, max_pixels=self.cfg.max_pixels)
+            return self._stages(item.video_id, chunked(frames, CHUNK), None, self.job.labels.of(item.video_id))
+
+        return self._guard(VideoResult(item.video_id, item.path), body)
+
+    def run_shard_video(self, video: object) -> VideoResult:
+        """Process one video of an input frame shard: its stored frames and its clip rows carry over."""
+
+        def body() -> tuple[int, int]:
+            self.stage = "read"
+            self.v = self.sink.add_video(video.video_id, video.source, video.meta)
+            label = self.job.labels.by_video.get(video.video_id)
+            rows = [r if label is None else replace(r, label=label) for r in video.rows]
+            return self._stages(video.video_id, video.chunks(), rows, -1)
+
+        return self._guard(VideoResult(video.video_id, video.path), body)
+
+    def _guard(self, result: VideoResult, body: Callable[[], tuple[int, int]]) -> VideoResult:
+        """Run ``body``; a failure drops the video from the sink and is reported in the result."""
+        self.stage = "probe"
+        try:
+            result.frames, result.clips = body()
+        except VidprepError as err:
+            self._fail(result, err)
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            self._fail(result, err, prefix=f"{result.path}: ")
+        finally:
+            if self.scratch is not None:
+                self.scratch.close()
+        return result
+
+    def _stages(self, video_id: str, chunks: Iterable, rows: list[ClipRow] | None, label: int) -> tuple[int, int]:
+        """Enhance/store/score frames, plan (or take) clip rows, augment, attach features, add rows to the sink."""
+        self.pts, self.idx, scores, per_frame = self.ingest(chunks)
+        self.stage = "split"
+        if rows is None:
+            rows = self.plan(self.pts, scores, label)
+        self.stage = "features" if self.ctx.extractor is not None else "augment"
+        rows = self.finish_rows(video_id, rows, per_frame)
+        for row in rows:
+            self.sink.add_clip(self.v, **row_kwargs(row))
+        return len(self.pts), len(rows)
+
+    def _fail(self, result: VideoResult, err: Exception, prefix: str = "") -> None:
+        if self.v is not None:
+            self.sink.drop_video(self.v)
+        result.error = prefix + " ".join(str(err).split())
+        result.error_type = getattr(err, "kind", type(err).__name__)
+        result.stage = self.stage
+        log.error("%s", result.error)
+
+    def ingest(self, chunks: Iterable) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Stream frame chunks through enhancement into storage, scene scoring and 2D features."""
+        enhancer = self.ctx.enhancer(self.job)
+        scorer = self._scene_scorer()
+        feats = self._frame_features()
+        self.scratch = ScratchFrames(self.job.out_dir) if self._needs_scratch() else None
+        pts_all, idx_all = [], []
+        for rgb, pts, idx in chunks:
+            if enhancer is not None:
+                rgb = enhancer.apply(rgb)
+            if scorer is not None:
+                for frame in rgb:
+                    scorer.push(frame)
+            if self.ctx.augmenter is None:
+                self.sink.append_frames(self.v, rgb, pts, idx)
+            if self.scratch is not None:
+                self.scratch.append(rgb)
+            if feats is not None:
+                feats.add(rgb)
+            pts_all.append(pts)
+            idx_all.append(idx)
+        if not pts_all:
+            raise VidprepError("no frames decoded")
+        scores = scorer.scores if scorer is not None else None
+        per_frame = feats.result() if feats is not None else None
+        return np.concatenate(pts_all), np.concatenate(idx_all), scores, per_frame
+
+    def _scene_scorer(self) -> object | None:
+        if not self.cfg.split.scenes:
+            return None
+        from vidprep.stages.scenes import SceneScorer
+
+        return SceneScorer()
+
+    def _frame_features(self) -> FrameFeatures | None:
+        ex = self.ctx.extractor
+        if ex is None or ex.spec.kind != "2d" or self.ctx.augmenter is not None:
+            return None
+        return FrameFeatures(ex.extract_frames, self.cfg.features.batch_size or ex.default_batch_size)
+
+    def _needs_scratch(self) -> bool:
+        """Frames must be re-read later but the sink does not keep them (augment never stores decoded frames)."""
+        ex = self.ctx.extractor
+        if self.ctx.augmenter is not None:
+            return True
+        return ex is not None and ex.spec.kind == "3d" and not self.sink.keeps_frames
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) of this video's first run (the decoded frames)."""
+        if self.scratch is not None:
+            return self.scratch.read(start, stop)
+        return self.sink.read_frames(self.v, start, stop)
+
+    def plan(self, pts: np.ndarray, scores: np.ndarray | None, label: int) -> list[ClipRow]:
+        """Scene cuts (if asked) and clip planning over the decoded frames."""
+        from vidprep.stages.split import plan_clips
+
+        cuts: list[int] = []
+        split = self.cfg.split
+        if scores is not None:
+            from vidprep.stages.scenes import find_cuts
+
+            self.sink.set_video_array(self.v, "scene_score", np.asarray(scores, np.float32))
+            cuts = find_cuts(
+                scores, pts, threshold=split.scene_threshold, window=split.scene_window,
+                min_content=split.scene_min_content, min_scene_s=split.min_scene_seconds,
+            )
+        specs = plan_clips(pts, split, cuts, frame_duration_s=1.0 / split.fps if split.fps else None)
+        return [ClipRow(c.frame_start, c.frame_stop, c.padded, c.start_s, c.end_s, c.clip_index, label=label) for c in specs]
+
+    def finish_rows(self, video_id: str, rows: list[ClipRow], per_frame: np.ndarray | None) -> list[ClipRow]:
+        """Add augmented copies and features to the planned rows."""
+        out = self.augment(video_id, rows) if self.ctx.augmenter is not None else rows
+        ex = self.ctx.extractor
+        if ex is None:
+            return out
+        originals = [r for r in out if r.features is None]
+        if ex.spec.kind == "2d":
+            clip_features_2d(per_frame, originals, 0, self.cfg.features.pool)
+        else:
+            clip_features_3d(ex.extract_clips, originals, self.read, self._batch(ex), ex.spec.clip_len)
+        return out
+
+    def _batch(self, ex: object) -> int:
+        return self.cfg.features.batch_size or ex.default_batch_size
+
+    def augment(self, video_id: str, rows: list[ClipRow]) -> list[ClipRow]:
+        """Each clip becomes new frame runs: copy 0 (with --keep-original) and K augmented copies.
+
+        All runs of an augmented video share the output size, so copy 0 is the original center-cropped to the crop
+        size (what an evaluation transform does); the decoded frames themselves are not stored.
+        """
+        aug_cfg = self.cfg.augment
+        out = []
+        for row in (r for r in rows if r.aug_index == 0):
+            frames = self.read(row.frame_start, row.frame_stop)
+            if aug_cfg.keep_original:
+                out.append(self._new_run(row, original_view(frames, aug_cfg.crop), 0, None))
+            for copy in range(1, aug_cfg.copies + 1):
+                aug, params = self.ctx.augmenter.augment_clip(
+                    frames, video_id=video_id, clip_index=row.clip_index, copy_index=copy
+                )
+                out.append(self._new_run(row, aug, copy, params))
+        return out
+
+    def _new_run(self, row: ClipRow, frames: np.ndarray, copy: int, params: dict | None) -> ClipRow:
+        source = slice(row.frame_start, row.frame_stop)
+        start = self.sink.append_frames(self.v, frames, self.pts[source], self.idx[source])
+        new = ClipRow(start, start + len(frames), row.padded, row.start_s, row.end_s, row.clip_index, copy,
+                      row.label, params)
+        self._attach_aug_features(new, frames)
+        return new
+
+    def _attach_aug_features(self, row: ClipRow, frames: np.ndarray) -> None:
+        ex = self.ctx.extractor
+        if ex is None:
+            return
+        from vidprep.featurize import fit_length, pool
+
+        if ex.spec.kind == "2d":
+            row.features = pool(ex.extract_frames(pad_rows(frames, row.padded)), self.cfg.features.pool)
+        else:
+            row.features = ex.extract_clips(fit_length(pad_rows(frames, row.padded), ex.spec.clip_len)[None])[0]
+
+
+def chunked(frames: Iterable[DecodedFrame], size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Group decoded frames into (rgb (n,H,W,3), pts (n,), index (n,)) chunks."""
+    batch: list[DecodedFrame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield _stack(batch)
+            batch = []
+    if batch:
+        yield _stack(batch)
+
+
+def _stack(batch: list[DecodedFrame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rgb = np.stack([f.rgb for f in batch])
+    pts = np.array([f.pts_s for f in batch], dtype=np.float64)
+    idx = np.array([f.index for f in batch], dtype=np.int64)
+    return rgb, pts, idx
+
+
+def video_meta(info: object) -> dict:
+    """Per-video fields stored in /videos/*."""
+    return {
+        "duration_s": float(info.duration_s or 0.0),
+        "fps": float(info.avg_fps or 0.0),
+        "width": int(info.width),
+        "height": int(info.height),
+        "rotation": int(info.rotation),
+        "sar": float(info.sar),
+        "codec": str(info.codec),
+    }
+
+
+def row_kwargs(row: ClipRow) -> dict:
+    """Keyword arguments of ShardWriter.add_clip for a row."""
+    return {
+        "frame_start": row.frame_start,
+        "frame_stop": row.frame_stop,
+        "start_s": row.start_s,
+        "end_s": row.end_s,
+        "clip_index": row.clip_index,
+        "aug_index": row.aug_index,
+        "label": row.label,
+        "padded": row.padded,
+        "aug_params": row.aug_params,
+        "features": row.features,
+    }
+
+
+def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
+    """`process_unit`, but a failure of the whole unit (disk full, unwritable shard) fails its videos, not the run."""
+    try:
+        return process_unit(unit, job, shard_path)
+    except (VidprepError, OSError) as err:
+        message = " ".join(str(err).split())
+        log.error("%s: cannot write shard: %s", shard_path, message)
+        failed = [
+            VideoResult(i.video_id, i.path, error=f"{shard_path}: cannot write output: {message}",
+                        error_type=type(err).__name__, stage="write")
+            for i in unit.items
+        ]
+        return UnitResult(unit.index, None, failed)
+
+
+def original_view(frames: np.ndarray, crop: str | None) -> np.ndarray:
+    """Copy 0 of an augmented clip: the frames center-cropped to the crop size (unchanged without --crop)."""
+    if not crop:
+        return frames
+    from vidprep.config import crop_size
+
+    w, h = crop_size(crop)
+    H, W = frames.shape[1:3]
+    if H < h or W < w:
+        import cv2
+
+        scale = max(h / H, w / W)
+        size = (max(w, round(W * scale)), max(h, round(H * scale)))
+        frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        H, W = frames.shape[1:3]
+    top, left = (H - h) // 2, (W - w) // 2
+    return np.ascontiguousarray(frames[:, top : top + h, left : left + w])
