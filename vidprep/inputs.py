@@ -91,6 +91,18 @@ def read_stdin(stream: TextIO | None = None, *, nul: bool = False) -> list[str]:
     return _split_entries(data, nul)
 
 
+def iter_stdin(*, nul: bool = False) -> Iterator[str]:
+    """Path entries from stdin as they arrive (so a pipe's consumer can start before its producer ends)."""
+    stream = sys.stdin.buffer
+    if nul:
+        yield from (e for e in _split_entries(stream.read(), True))
+        return
+    for raw in iter(stream.readline, b""):
+        line = raw.rstrip(b"\r\n").strip()
+        if line:
+            yield os.fsdecode(line)
+
+
 def _split_entries(data: bytes, nul: bool) -> list[str]:
     parts = data.split(b"\0") if nul else data.splitlines()
     return [os.fsdecode(p.strip(b"\r") if not nul else p) for p in parts if p.strip()]

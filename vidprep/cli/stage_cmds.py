@@ -6,6 +6,8 @@ video is opened. Completed shard paths stream to stdout; everything else goes to
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,20 @@ def _load_tables(config: Path | None) -> dict[str, dict]:
     return load_toml(config) if config else {}
 
 
+def split_stdin(inputs: list[str], *, nul: bool) -> tuple[list[str], Iterator[str] | None]:
+    """With '-' among the inputs: stream shard paths from stdin (pipes), or inline video paths as a list."""
+    from vidprep.inputs import is_shard_path, iter_stdin
+
+    if "-" not in inputs:
+        return inputs, None
+    rest = [i for i in inputs if i != "-"]
+    lines = iter_stdin(nul=nul)
+    first = next(lines, None)
+    if first is not None and first.endswith(".h5") and is_shard_path(Path(first)):
+        return rest, itertools.chain([first], lines)
+    return rest + ([first] if first else []) + list(lines), None
+
+
 def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, Any]) -> None:
     """Shared body of the four stage commands."""
     from vidprep.cli.progress import Progress
@@ -66,8 +82,9 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     setup_logging(options["quiet"], options["verbose"])
     cfg = build_config(stage, options, _load_tables(options.get("config")))
     root = str(options["root"]) if options.get("root") else None
+    inputs, stream = split_stdin(inputs, nul=options.get("null", False))
     listed = expand(inputs, glob=options.get("glob"), root=root, nul=options.get("null", False))
-    if not listed.videos and not listed.shards and not listed.problems:
+    if not listed.videos and not listed.shards and not listed.problems and stream is None:
         raise UsageError("no input videos found (directories are searched for video extensions; see --glob)")
     run_opts = RunOptions(options.get("executor"), options.get("workers"), options["shard_index"],
                           options["num_shards"], options["overwrite"], options.get("ray_address"))
@@ -75,7 +92,8 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     progress = Progress(len(units), sum(len(u.items) for u in units), quiet=options["quiet"])
     try:
         summary = run(listed, cfg, output, run_opts, on_unit=progress.update,
-                      on_shard=None if options["json_out"] else emit, shard_inputs=listed.shards)
+                      on_shard=None if options["json_out"] else emit,
+                      shard_inputs=itertools.chain(listed.shards, stream or ()))
     finally:
         progress.close()
     if options.get("preview"):

@@ -8,6 +8,7 @@ once, on its first unit (see `vidprep.worker.context_for`).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -32,11 +33,13 @@ class ProcessExecutor:
         self.workers = max(1, workers or os.cpu_count() or 1)
 
     def map(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Iterator[Any]:
-        """Yield ``fn(*task)`` for every task in completion order."""
-        tasks = list(tasks)
-        if not tasks:
+        """Yield ``fn(*task)`` for every task in completion order; tasks may be a lazy stream (stdin)."""
+        tasks = iter(tasks)
+        first = next(tasks, None)
+        if first is None:
             return
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         ctx = mp.get_context("spawn")
-        with ctx.Pool(min(self.workers, len(tasks)), initializer=_init_worker, initargs=(threads,)) as pool:
-            yield from pool.imap_unordered(_call, [(fn, t) for t in tasks], chunksize=1)
+        payloads = ((fn, t) for t in itertools.chain([first], tasks))
+        with ctx.Pool(self.workers, initializer=_init_worker, initargs=(threads,)) as pool:
+            yield from pool.imap_unordered(_call, payloads, chunksize=1)
