@@ -309,7 +309,7 @@ def format_validation_error(err: ValidationError) -> str:
     for e in err.errors():
         loc = [str(p) for p in e["loc"] if not str(p).isdigit()]
         name = "--" + loc[-1].replace("_", "-") if loc else "config"
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = "unknown option" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         parts.append(f"{name}: {msg}" if loc else msg)
     return "; ".join(parts)
 

@@ -75,6 +75,13 @@ def is_shard_path(path: Path) -> bool:
     return path.suffix == ".h5"
 
 
+def _shard_files(path: str) -> list[str]:
+    """A shard file itself, or the completed shards of a vidprep output directory."""
+    if os.path.isdir(path):
+        return sorted(str(p) for p in Path(path).glob("shard-*.h5"))
+    return [path]
+
+
 def read_list_file(path: str, *, nul: bool = False) -> list[str]:
     """Lines of an ``@list.txt`` file (or NUL-separated entries), blank entries skipped."""
     try:
@@ -126,7 +133,7 @@ def expand(
             if problem:
                 result.problems.append(InputProblem(display_path(path), problem))
             elif is_shard_path(Path(path)):
-                result.shards.append(path)
+                result.shards.extend(_shard_files(path))
             else:
                 found.setdefault(os.path.realpath(path), (path, walk_root))
     common = str(root_path) if root_path else _common_root([r for _, r in found.values()])
