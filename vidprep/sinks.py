@@ -77,7 +77,7 @@ class ShardSink:
 
     def record_errors(self, failed: list[VideoResult]) -> None:
         """Keep the unit's failures inside the shard, so a resumed run can restore errors.jsonl from it."""
-        getattr(self.writer, "set_meta", lambda *a: None)("errors_json", json.dumps([error_record(r) for r in failed], ensure_ascii=False))
+        self.writer.set_meta("errors_json", json.dumps([error_record(r) for r in failed], ensure_ascii=False))
 
     def commit(self) -> object:
         """Close and atomically publish the shard."""

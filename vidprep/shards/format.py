@@ -1,0 +1,304 @@
+"""The `vidprep-shard` v1 layout (DESIGN §4, docs/format.md): names, dtypes, naming rules and `validate()`.
+
+Everything that says what a shard looks like lives here, so the writer, the reader and the checks agree. A change
+to the layout bumps FORMAT_VERSION.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+
+from vidprep.errors import ShardError
+
+log = logging.getLogger("vidprep.shards.format")
+
+FORMAT = "vidprep-shard"
+FORMAT_VERSION = 1
+KINDS = ("frames", "features")
+FRAME_CODECS = ("raw", "jpeg")
+FEATURE_DTYPES = ("float32", "float16", "uint8")
+
+ROOT_ATTRS = ("format", "format_version", "vidprep_version", "created_utc", "kind")
+META_CONFIG = "meta/config_json"
+META_CLASSES = "meta/class_names"
+
+STR = h5py.string_dtype("utf-8")
+JPEG_DTYPE = h5py.vlen_dtype(np.dtype("uint8"))
+
+#: /videos/<name>: dtype ("str" = vlen utf-8). clip_offset has V+1 rows, the others V.
+VIDEO_FIELDS: dict[str, str] = {
+    "id": "str", "source": "str", "duration_s": "float64", "fps": "float64", "width": "int32",
+    "height": "int32", "rotation": "int32", "sar": "float64", "codec": "str",
+}
+VIDEO_DEFAULTS: dict[str, object] = {
+    "duration_s": np.nan, "fps": np.nan, "width": 0, "height": 0, "rotation": 0, "sar": 1.0, "codec": "",
+}
+#: /clips/<name>: dtype; every column has N rows. features is separate (shape depends on the model).
+CLIP_FIELDS: dict[str, str] = {
+    "video_index": "int32", "frame_start": "int64", "frame_stop": "int64", "clip_index": "int32",
+    "aug_index": "int16", "start_s": "float64", "end_s": "float64", "label": "int64", "padded": "int32",
+    "aug_params": "str",
+}
+#: /frames/<v>/<name> datasets with a fixed meaning; any other name there is a per-video extra array.
+FRAME_RESERVED = ("rgb", "jpeg", "pts_s", "index")
+
+SHARD_RE = re.compile(r"^shard-(\d{5,})\.h5$")
+TEMP_RE = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>.*)-(?P<pid>\d+)-(?P<rand>[0-9a-f]+)$")
+
+
+def shard_name(k: int) -> str:
+    """File name of shard ``k``: ``shard-00000.h5`` (zero-padded so names sort like numbers)."""
+    if k < 0:
+        raise ValueError(f"shard number must be >= 0, got {k}")
+    return f"shard-{k:05d}.h5"
+
+
+def safe_host(host: str) -> str:
+    """Host name reduced to characters that are safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9.\-]", "_", host) or "host"
+
+
+def temp_name(final: str, host: str, pid: int, rand: str) -> str:
+    """Hidden temp name of a shard being written; carries host and pid so stale leftovers can be recognised."""
+    return f".{final}.tmp-{safe_host(host)}-{pid}-{rand}"
+
+
+def parse_temp_name(name: str) -> dict | None:
+    """``{"final", "host", "pid", "rand"}`` for a temp shard name, else None."""
+    m = TEMP_RE.match(name)
+    if not m:
+        return None
+    return {"final": m["final"], "host": m["host"], "pid": int(m["pid"]), "rand": m["rand"]}
+
+
+def find_shards(path_or_paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Shard files named by a directory (its ``shard-*.h5``, sorted), a file, or a list of either."""
+    items = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
+    found: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            shards = [c for c in p.iterdir() if SHARD_RE.match(c.name) and c.is_file()]
+            found.extend(sorted(shards, key=lambda c: int(SHARD_RE.match(c.name)[1])))  # type: ignore[index]
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise ShardError("no such shard file or directory", path=str(p))
+    return found
+
+
+def read_json_attr(f: h5py.File, name: str, default: object = None) -> object:
+    """Parse a scalar JSON string dataset such as /meta/config_json; ``default`` when absent."""
+    if name not in f:
+        return default
+    return json.loads(f[name].asstr()[()] or "null")
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """One RGB frame -> JPEG bytes as a uint8 array (cv2 imported here only, so reading raw shards never needs it)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("cv2.imencode failed to encode a frame as JPEG")
+    return buf.reshape(-1)
+
+
+def decode_jpeg(data: np.ndarray) -> np.ndarray:
+    """JPEG bytes (uint8 array) -> (H,W,3) uint8 RGB."""
+    import cv2
+
+    bgr = cv2.imdecode(np.asarray(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("cv2.imdecode could not decode a stored JPEG frame")
+    return bgr[..., ::-1].copy()
+
+
+def decode_jpegs(blobs: Iterable[np.ndarray]) -> np.ndarray:
+    """Several stored JPEG frames -> (n,H,W,3) uint8 RGB ((0,0,0,3) when there are none)."""
+    frames = [decode_jpeg(b) for b in blobs]
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def validate(path: str | Path) -> list[str]:
+    """Check one shard against the v1 layout; one human-readable problem per item (empty list = valid)."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        return [f"cannot open as HDF5: {err}"]
+    with f:
+        problems = _check_root(f)
+        if problems:
+            return problems
+        try:
+            problems += _check_meta(f) + _check_videos(f) + _check_clips(f)
+            if not problems:
+                problems += _check_offsets(f)
+            if not problems:
+                problems += _check_clip_values(f) + _check_frames(f) + _check_features(f)
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as err:
+            problems.append(f"unreadable content: {type(err).__name__}: {err}")
+    log.debug("validated %s: %d problem(s)", path, len(problems))
+    return problems
+
+
+def _check_root(f: h5py.File) -> list[str]:
+    missing = [a for a in ROOT_ATTRS if a not in f.attrs]
+    if missing:
+        return [f"missing root attribute(s): {', '.join(missing)}"]
+    out = []
+    if f.attrs["format"] != FORMAT:
+        out.append(f"format is {f.attrs['format']!r}, expected {FORMAT!r}")
+    version = int(f.attrs["format_version"])
+    if version > FORMAT_VERSION:
+        out.append(f"format_version {version} is newer than this vidprep reads ({FORMAT_VERSION}); upgrade vidprep")
+    elif version != FORMAT_VERSION:
+        out.append(f"format_version {version} is not supported (expected {FORMAT_VERSION})")
+    if f.attrs["kind"] not in KINDS:
+        out.append(f"kind is {f.attrs['kind']!r}, expected one of {KINDS}")
+    for group in ("meta", "videos", "clips", "frames"):
+        if not isinstance(f.get(group), h5py.Group):
+            out.append(f"missing group /{group}")
+    return out
+
+
+def _check_meta(f: h5py.File) -> list[str]:
+    out = []
+    for name, want in ((META_CONFIG, dict), (META_CLASSES, list)):
+        try:
+            value = read_json_attr(f, name, default=KeyError)
+        except (ValueError, TypeError) as err:
+            out.append(f"/{name} is not valid JSON: {err}")
+            continue
+        if value is KeyError:
+            out.append(f"missing /{name}")
+        elif not isinstance(value, want):
+            out.append(f"/{name} must hold a JSON {want.__name__}")
+    return out
+
+
+def _check_columns(group: h5py.Group, fields: dict[str, str], length: int, where: str) -> list[str]:
+    out = []
+    for name, dtype in fields.items():
+        ds = group.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            out.append(f"missing dataset /{where}/{name}")
+            continue
+        if ds.shape != (length,):
+            out.append(f"/{where}/{name} has shape {ds.shape}, expected ({length},)")
+        is_str = h5py.check_string_dtype(ds.dtype) is not None
+        if (dtype == "str") != is_str or (not is_str and ds.dtype != np.dtype(dtype)):
+            out.append(f"/{where}/{name} has dtype {ds.dtype}, expected {dtype}")
+    return out
+
+
+def _check_videos(f: h5py.File) -> list[str]:
+    videos = f["videos"]
+    if "id" not in videos or "clip_offset" not in videos:
+        return ["missing dataset /videos/id or /videos/clip_offset"]
+    n_videos = videos["id"].shape[0]
+    out = _check_columns(videos, VIDEO_FIELDS, n_videos, "videos")
+    off = videos["clip_offset"]
+    if off.shape != (n_videos + 1,) or off.dtype != np.int64:
+        return out + [f"/videos/clip_offset has shape {off.shape} dtype {off.dtype}, expected ({n_videos + 1},) int64"]
+    ids = videos["id"].asstr()[:]
+    if len(set(ids)) != len(ids):
+        out.append("/videos/id holds duplicate video ids")
+    return out
+
+
+def _check_clips(f: h5py.File) -> list[str]:
+    if "video_index" not in f["clips"]:
+        return ["missing dataset /clips/video_index"]
+    n = f["clips/video_index"].shape[0]
+    return _check_columns(f["clips"], CLIP_FIELDS, n, "clips")
+
+
+def _check_offsets(f: h5py.File) -> list[str]:
+    n = f["clips/video_index"].shape[0]
+    off = f["videos/clip_offset"][:]
+    if off[0] != 0 or off[-1] != n or np.any(np.diff(off) < 0):
+        return [f"/videos/clip_offset must rise monotonically from 0 to N={n}, got {_short(off)}"]
+    expect = np.repeat(np.arange(len(off) - 1, dtype=np.int32), np.diff(off))
+    if not np.array_equal(f["clips/video_index"][:], expect):
+        return ["/clips/video_index does not match /videos/clip_offset (clips must be sorted by video)"]
+    return []
+
+
+def _check_clip_values(f: h5py.File) -> list[str]:
+    c = f["clips"]
+    out = []
+    start, stop = c["frame_start"][:], c["frame_stop"][:]
+    if np.any(start < 0) or np.any(stop <= start):
+        out.append("clip frame ranges must satisfy 0 <= frame_start < frame_stop")
+    if np.any(c["end_s"][:] < c["start_s"][:]):
+        out.append("clip end_s must be >= start_s")
+    if np.any(c["padded"][:] < 0) or np.any(c["aug_index"][:] < 0):
+        out.append("/clips/padded and /clips/aug_index must be >= 0")
+    labels = c["label"][:]
+    classes = read_json_attr(f, META_CLASSES, default=[]) or []
+    if np.any(labels < -1) or (classes and np.any(labels >= len(classes))):
+        out.append(f"/clips/label must be -1 or in [0, {len(classes)}) (the number of class names)")
+    return out
+
+
+def _check_frames(f: h5py.File) -> list[str]:
+    n_videos = f["videos/id"].shape[0]
+    names = set(f["frames"].keys())
+    expect = {str(v) for v in range(n_videos)}
+    if names != expect:
+        return [f"/frames groups are {_short(sorted(names))}, expected 0..{n_videos - 1}"]
+    off = f["videos/clip_offset"][:]
+    stops = f["clips/frame_stop"][:]
+    out = []
+    for v in range(n_videos):
+        n_frames, problems = _check_frame_group(f["frames"][str(v)], f.attrs["kind"], f"/frames/{v}")
+        out += problems
+        if n_frames is not None and off[v + 1] > off[v] and stops[off[v]:off[v + 1]].max() > n_frames:
+            out.append(f"clips of video {v} point past its {n_frames} frames")
+    return out
+
+
+def _check_frame_group(g: h5py.Group, kind: str, where: str) -> tuple[int | None, list[str]]:
+    if "pts_s" not in g or "index" not in g:
+        return None, [f"{where} lacks pts_s or index"]
+    n = g["pts_s"].shape[0]
+    out = []
+    if g["pts_s"].dtype != np.float64 or g["index"].dtype != np.int64 or g["index"].shape != (n,):
+        out.append(f"{where}/pts_s must be (F,) float64 and index (F,) int64")
+    if "rgb" in g:
+        rgb = g["rgb"]
+        if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[0] != n or rgb.shape[3] != 3:
+            out.append(f"{where}/rgb has shape {rgb.shape} dtype {rgb.dtype}, expected ({n},H,W,3) uint8")
+    elif "jpeg" in g:
+        if g["jpeg"].shape != (n,) or h5py.check_vlen_dtype(g["jpeg"].dtype) != np.uint8:
+            out.append(f"{where}/jpeg must be ({n},) vlen uint8")
+    elif kind == "frames":
+        out.append(f"{where} has neither rgb nor jpeg (required in a frames shard)")
+    return n, out
+
+
+def _check_features(f: h5py.File) -> list[str]:
+    n = f["clips/video_index"].shape[0]
+    ds = f["clips"].get("features")
+    if ds is None:
+        return ["missing /clips/features (required in a features shard)"] if f.attrs["kind"] == "features" else []
+    out = []
+    if ds.ndim not in (2, 3) or ds.shape[0] != n:
+        out.append(f"/clips/features has shape {ds.shape}, expected ({n},D) or ({n},T,D)")
+    if ds.dtype.name not in FEATURE_DTYPES:
+        out.append(f"/clips/features has dtype {ds.dtype}, expected one of {FEATURE_DTYPES}")
+    return out
+
+
+def _short(values: object, limit: int = 8) -> str:
+    items = list(np.asarray(values).tolist()) if not isinstance(values, list) else values
+    text = ", ".join(str(x) for x in items[:limit])
+    return f"[{text}{', ...' if len(items) > limit else ''}]"

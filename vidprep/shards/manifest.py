@@ -1,0 +1,326 @@
+"""Output-directory bookkeeping: manifest.json, errors.jsonl, temp leftovers, durable writes.
+
+Several processes (workers, array-job tasks on one machine) may finish shards into the same directory, so every
+manifest update is a read-modify-write under an ``fcntl.flock`` lock file, written to a temp file and renamed.
+errors.jsonl is appended with one ``write`` on an O_APPEND descriptor per record, so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import platform
+import secrets
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from vidprep import __version__
+from vidprep.errors import ShardError, UsageError
+from vidprep.shards import format as fmt
+
+log = logging.getLogger("vidprep.shards.manifest")
+
+MANIFEST_NAME = "manifest.json"
+ERRORS_NAME = "errors.jsonl"
+LOCK_NAME = ".manifest.lock"
+ERROR_FIELDS = ("path", "video_id", "stage", "error_type", "message", "time")
+MAX_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    """What `commit()` wrote; recorded in manifest.json."""
+
+    path: Path
+    kind: str
+    videos: int
+    clips: int
+    frames: int
+    bytes: int
+    sha256: str
+    video_ids: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        """Plain-JSON view, plus ``name`` (the file name: the manifest's key for a shard)."""
+        d = asdict(self)
+        d["name"] = self.path.name
+        d["path"] = str(self.path)
+        d["video_ids"] = list(self.video_ids)
+        return d
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def versions() -> dict[str, str]:
+    """Versions recorded in the manifest (cheap ones only; torch etc. are added by the stage that uses them)."""
+    return {"vidprep": __version__, "python": platform.python_version(), "h5py": h5py.version.version,
+            "hdf5": h5py.version.hdf5_version, "numpy": np.__version__}
+
+
+def config_fingerprint(config: dict | None) -> str | None:
+    """sha256 of the canonical JSON of a config: equal configs give equal fingerprints."""
+    if config is None:
+        return None
+    text = json.dumps(config, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def empty_manifest(config: dict | None = None) -> dict[str, Any]:
+    """A manifest with no shards."""
+    return {"format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION, "versions": versions(),
+            "config": config, "config_fingerprint": config_fingerprint(config), "shards": [],
+            "failed_inputs": 0, "updated_utc": _utc_now()}
+
+
+def load(out_dir: str | Path) -> dict[str, Any]:
+    """The directory's manifest, or an empty one when there is none yet."""
+    path = Path(out_dir) / MANIFEST_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return empty_manifest()
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ShardError(f"manifest is not valid JSON: {err}", path=str(path)) from None
+
+
+@contextlib.contextmanager
+def locked(out_dir: str | Path) -> Iterator[None]:
+    """Hold the directory's exclusive lock (flock on a lock file; Linux NFS clients emulate it with fcntl locks)."""
+    fd = os.open(Path(out_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def record_shard(out_dir: str | Path, summary: Any, *, config: dict | None = None) -> dict[str, Any]:
+    """Add or replace one shard entry (a ShardSummary or its dict) and refresh failed_inputs; returns the manifest."""
+    entry = _entry(summary.to_dict() if hasattr(summary, "to_dict") else dict(summary))
+    update = empty_manifest(config)
+    update["shards"] = [entry]
+    return merge_into(out_dir, update)
+
+
+def merge_into(out_dir: str | Path, other: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``other`` into the directory's manifest under the lock; failed_inputs is recomputed from errors.jsonl."""
+    with locked(out_dir):
+        merged = merge(load(out_dir), other)
+        _save(out_dir, merged)
+    return merged
+
+
+def _save(out_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """Refresh failed_inputs and write the manifest atomically; the caller holds the lock."""
+    manifest["failed_inputs"] = len(read_errors(out_dir, succeeded=_video_ids(manifest)))
+    atomic_write_text(Path(out_dir) / MANIFEST_NAME, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+
+
+def _video_ids(manifest: dict[str, Any]) -> set[str]:
+    return {vid for s in manifest.get("shards", []) for vid in s.get("video_ids", [])}
+
+
+def merge(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Union of two manifests' shards by name (``other`` wins a name); configs must agree when both are set.
+
+    Array-job tasks write disjoint shards, so their manifests merge into one listing all. failed_inputs is summed
+    (right for manifests of different directories; `merge_into` recomputes it for a shared directory).
+    """
+    fa, fb = base.get("config_fingerprint"), other.get("config_fingerprint")
+    if fa and fb and fa != fb:
+        raise UsageError("manifests were written with different configs; use a new output directory or --overwrite")
+    shards = {s["name"]: s for s in base.get("shards", [])}
+    for s in other.get("shards", []):
+        old = shards.get(s["name"])
+        if old and old.get("sha256") != s.get("sha256"):
+            log.info("manifest entry for %s replaced (shard rewritten)", s["name"])
+        shards[s["name"]] = s
+    out = {**empty_manifest(), **base, **{k: v for k, v in other.items() if v is not None}}
+    out["config"] = other.get("config") or base.get("config")
+    out["config_fingerprint"] = fb or fa
+    out["shards"] = [shards[k] for k in sorted(shards)]
+    out["failed_inputs"] = int(base.get("failed_inputs", 0)) + int(other.get("failed_inputs", 0))
+    out["updated_utc"] = _utc_now()
+    return out
+
+
+def check_config(out_dir: str | Path, config: dict) -> None:
+    """Raise UsageError when the directory's manifest was written with a different config (resume refuses it)."""
+    have = load(out_dir).get("config_fingerprint")
+    if have and have != config_fingerprint(config):
+        raise UsageError("output directory holds shards made with a different config; use --overwrite",
+                         path=str(out_dir))
+
+
+def rebuild(out_dir: str | Path, *, config: dict | None = None) -> dict[str, Any]:
+    """Recreate manifest.json from the shard files on disk (recovery when it was lost or disagrees)."""
+    built = empty_manifest(config)
+    for path in fmt.find_shards(out_dir):
+        with h5py.File(path, "r") as f:
+            ids = f["videos/id"].asstr()[:].tolist()
+            frames = sum(f[f"frames/{v}/pts_s"].shape[0] for v in range(len(ids)))
+            entry = {"name": path.name, "kind": str(f.attrs["kind"]), "videos": len(ids),
+                     "clips": int(f["clips/video_index"].shape[0]), "frames": frames, "video_ids": ids}
+            built["config"] = built["config"] or fmt.read_json_attr(f, fmt.META_CONFIG)
+        digest, size = fsync_and_hash(path)
+        built["shards"].append(_entry({**entry, "bytes": size, "sha256": digest}))
+    built["config_fingerprint"] = config_fingerprint(built["config"])
+    with locked(out_dir):
+        _save(out_dir, built)
+    return built
+
+
+def _entry(d: dict) -> dict[str, Any]:
+    keys = ("name", "kind", "videos", "clips", "frames", "bytes", "sha256", "video_ids")
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ShardError(f"shard summary lacks {', '.join(missing)}")
+    return {k: list(d[k]) if k == "video_ids" else d[k] for k in keys}
+
+
+def append_error(out_dir: str | Path, record: dict[str, Any]) -> None:
+    """Append one failure to errors.jsonl: path, video_id, stage, error_type, one-line message, time (UTC).
+
+    One ``os.write`` on an O_APPEND descriptor, so concurrent writers never interleave within a line.
+    """
+    rec = {k: record.get(k) for k in ERROR_FIELDS}
+    rec.update({k: v for k, v in record.items() if k not in rec})
+    rec["message"] = " ".join(str(rec.get("message") or "").split())[:MAX_MESSAGE_CHARS]
+    rec["time"] = rec.get("time") or _utc_now()
+    line = (json.dumps(rec, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    fd = os.open(Path(out_dir) / ERRORS_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if _ends_torn(fd):  # a writer died mid-line: start ours on a fresh line
+            line = b"\n" + line
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def _ends_torn(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
+def read_errors(out_dir: str | Path, *, succeeded: set[str] | None = None) -> list[dict[str, Any]]:
+    """Current failures from errors.jsonl, deduplicated for resume.
+
+    Rule: records are keyed by video_id (path when there is none); the last record of a key wins (a video that
+    failed again is listed once, with its latest error); keys whose video_id is in a shard of the manifest
+    (``succeeded``, read from manifest.json when None) are dropped. A torn last line (crash mid-write) is skipped.
+    """
+    path = Path(out_dir) / ERRORS_NAME
+    if succeeded is None:
+        succeeded = _video_ids(load(out_dir))
+    latest: dict[str, dict] = {}
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    for n, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s:%d is not valid JSON; skipped", path, n)
+            continue
+        key = rec.get("video_id") or rec.get("path") or ""
+        latest.pop(key, None)
+        latest[key] = rec
+    return [r for r in latest.values() if r.get("video_id") not in succeeded]
+
+
+def compact_errors(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Rewrite errors.jsonl holding only `read_errors()`'s records (e.g. at the end of a resumed run)."""
+    with locked(out_dir):
+        records = read_errors(out_dir)
+        text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        atomic_write_text(Path(out_dir) / ERRORS_NAME, text)
+    return records
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file durably under a temp name in the same directory, then rename it over ``path``."""
+    tmp = path.with_name(fmt.temp_name(path.name, socket.gethostname(), os.getpid(), secrets.token_hex(4)))
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def fsync_and_hash(path: Path) -> tuple[str, int]:
+    """sha256 and size of a closed file, fsynced so its bytes are on disk before it is renamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(4 * 2**20), b""):
+            h.update(block)
+        os.fsync(fh.fileno())
+        size = fh.tell()
+    return h.hexdigest(), size
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename durable; a file system that cannot fsync a directory only loses durability, so log it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as err:
+        log.debug("cannot open %s to fsync: %s", directory, err)
+        return
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        log.debug("fsync of directory %s failed: %s", directory, err)
+    finally:
+        os.close(fd)
+
+
+def find_temp(out_dir: str | Path) -> list[Path]:
+    """Temp files of shard writers and manifest updates in a directory (what a crash leaves behind)."""
+    return sorted(p for p in Path(out_dir).iterdir() if fmt.parse_temp_name(p.name) and p.is_file())
+
+
+def cleanup_temp(out_dir: str | Path, *, stale_after_s: float = 3600.0) -> list[Path]:
+    """Remove temp shards left by crashed writers; returns the removed paths.
+
+    A temp file is removed when its writer ran on this host and that process is gone, or when it has not been
+    modified for ``stale_after_s`` seconds (writers on other hosts sharing the directory). Pass 0 to remove all.
+    """
+    here = fmt.safe_host(socket.gethostname())
+    removed = []
+    for p in find_temp(out_dir):
+        info = fmt.parse_temp_name(p.name)
+        dead = info is not None and info["host"] == here and not _pid_alive(info["pid"])
+        if dead or time.time() - p.stat().st_mtime >= stale_after_s:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+            log.info("removed leftover temp shard %s", p.name)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
