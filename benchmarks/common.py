@@ -1,0 +1,84 @@
+"""Shared benchmark plumbing: deterministic inputs made with ffmpeg, timed child processes with peak RSS, and
+the table + JSON report every benchmark prints and writes.
+
+Benchmarks report ratios against a baseline measured in the same run (the machines are shared and noisy), never
+absolute timings as pass/fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MEDIA = HERE / "media"
+RESULTS = HERE / "results"
+VIDPREP = [sys.executable, "-m", "vidprep"]
+
+
+def make_video(name: str, width: int, height: int, rate: int, seconds: float, *, noise: int = 12) -> Path:
+    """testsrc2 with temporal noise (so decoding costs what real footage costs), H.264 veryfast; made once."""
+    MEDIA.mkdir(parents=True, exist_ok=True)
+    path = MEDIA / name
+    if not path.exists():
+        tmp = path.with_name(".tmp-" + path.name)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+             "-i", f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}",
+             "-vf", f"noise=alls={noise}:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+             "-f", "mp4", str(tmp)],
+            check=True,
+        )
+        tmp.rename(path)
+    return path
+
+
+def run_measured(argv: Sequence[str], *, env: dict | None = None) -> tuple[float, int]:
+    """Run a command to completion; return (wall seconds, peak RSS in bytes of the child and its descendants)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0,):
+        err = proc.stderr.read().decode("utf-8", "replace")[-800:] if proc.stderr else ""
+        raise RuntimeError(f"{' '.join(map(str, argv[:4]))}... exited {proc.returncode}: {err}")
+    return wall, usage.ru_maxrss * 1024
+
+
+def best_of(repeats: int, argv: Sequence[str], **kwargs: object) -> tuple[float, int]:
+    """Fastest of ``repeats`` runs (less noise from other load), with the largest peak RSS seen."""
+    runs = [run_measured(argv, **kwargs) for _ in range(repeats)]
+    return min(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+            "load_avg_1m": os.getloadavg()[0]}
+
+
+def report(name: str, columns: Sequence[str], rows: list[dict], extra: dict | None = None) -> Path:
+    """Print rows as a fixed-width table and write them (plus machine info) to benchmarks/results/NAME.json."""
+    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths)))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps({"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}, indent=1))
+    print(f"wrote {out}")
+    return out
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    return "" if v is None else str(v)
