@@ -128,7 +128,7 @@ def run(
         _publish(out, result, record, summary, on_shard)
         if on_unit is not None:
             on_unit(result)
-    _finish(out, config, fmt, summary)
+    _finish(out, config, fmt, summary, len(partition(listed.videos, config.videos_per_shard)) or None)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -210,14 +210,14 @@ def _restore_errors(out: Path, fmt: str) -> None:
                 append_error(out, rec)
 
 
-def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary) -> None:
+def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expected_shards: int | None) -> None:
     """End-of-run work: feature normalization, index.jsonl for file outputs, compact errors."""
     from vidprep.shards.manifest import compact_errors
 
     if config.features is not None and (config.features.normalize != "none" or config.features.stats_from):
         from vidprep.normalize_run import normalize_output
 
-        normalize_output(out, config.features)
+        normalize_output(out, config.features, expected_shards)
     if fmt != "h5":
         merge_index(out)
     summary.errors = compact_errors(out)

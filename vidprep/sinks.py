@@ -29,11 +29,11 @@ def unit_output_path(out_dir: str | Path, fmt: str, unit: int | str) -> Path:
     return Path(out_dir) / PARTS_DIR / (name.removesuffix(".h5") + ".jsonl")
 
 
-def open_sink(job: object, path: Path, class_names: list[str]) -> ShardSink | FileSink:
-    """The sink for this job's output format."""
+def open_sink(job: object, path: Path, class_names: list[str], stages: dict) -> ShardSink | FileSink:
+    """The sink for this job's output format; ``stages`` describes the stage objects for the shard's config."""
     fmt = job.config.split.format
     if fmt == "h5" or job.kind == "features":
-        return ShardSink(job, path, class_names)
+        return ShardSink(job, path, class_names, stages)
     return FileSink(job, path)
 
 
@@ -51,7 +51,7 @@ def error_record(result: VideoResult) -> dict:
 class ShardSink:
     """Writes one shard through ShardWriter; frame shards keep frames, feature shards keep pts/ordinals only."""
 
-    def __init__(self, job: object, path: Path, class_names: list[str]) -> None:
+    def __init__(self, job: object, path: Path, class_names: list[str], stages: dict) -> None:
         from vidprep.shards.writer import ShardWriter
 
         split = job.config.split
@@ -59,7 +59,7 @@ class ShardSink:
         self.writer = ShardWriter(
             path,
             kind=job.kind,
-            config=job.config_record,
+            config={**job.config_record, **stages},
             class_names=class_names or None,
             frame_codec=split.frame_codec,
             jpeg_quality=split.jpeg_quality,

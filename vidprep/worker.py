@@ -70,6 +70,18 @@ class Context:
 
             self.augmenter = Augmenter(cfg.augment, cfg.seed)
 
+    def describe(self, job: Job) -> dict:
+        """What the stages actually use (model, weights id and hash, preprocessing, enhancement parameters)."""
+        out: dict = {}
+        if self.extractor is not None:
+            out["features_model"] = self.extractor.describe()
+        if self.augmenter is not None:
+            out["augment_pipeline"] = self.augmenter.describe()
+        enhancer = self.enhancer(job)
+        if enhancer is not None:
+            out["enhance_parameters"] = enhancer.describe()
+        return out
+
     def enhancer(self, job: Job) -> object | None:
         """A fresh streaming enhancer for one video, or None."""
         if job.config.enhance is None:
@@ -98,7 +110,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     started = time.monotonic()
     ctx = context_for(job)
     results: list[VideoResult] = []
-    with open_sink(job, Path(shard_path), _class_names(unit, job)) as sink:
+    with open_sink(job, Path(shard_path), _class_names(unit, job), ctx.describe(job)) as sink:
         for item in unit.items:
             if isinstance(item, str):
                 from vidprep.shard_source import iter_videos
@@ -186,7 +198,10 @@ class VideoProcessor:
             rows = self.plan(self.pts, scores, label)
         self.stage = "features" if self.ctx.extractor is not None else "augment"
         rows = self.finish_rows(video_id, rows, per_frame)
+        dtype = stored_feature_dtype(self.cfg)
         for row in rows:
+            if row.features is not None:
+                row.features = row.features.astype(dtype)
             self.sink.add_clip(self.v, **row_kwargs(row))
         return len(self.pts), len(rows)
 
@@ -403,3 +418,11 @@ def original_view(frames: np.ndarray, crop: str | None) -> np.ndarray:
         H, W = frames.shape[1:3]
     top, left = (H - h) // 2, (W - w) // 2
     return np.ascontiguousarray(frames[:, top : top + h, left : left + w])
+
+
+def stored_feature_dtype(cfg: RunConfig) -> np.dtype:
+    """Features are kept float32 until a normalization pass rewrites them; otherwise stored as --dtype."""
+    feats = cfg.features
+    if feats is None or feats.normalize != "none" or feats.stats_from:
+        return np.dtype(np.float32)
+    return np.dtype(feats.dtype)
