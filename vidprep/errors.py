@@ -6,6 +6,13 @@ Every message is one line that names the file and the cause.
 
 from __future__ import annotations
 
+import os
+
+def printable_path(path: str | os.PathLike) -> str:
+    """A path as valid UTF-8 text: bytes that are not UTF-8 become backslash escapes (\\xff), never lost."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -18,10 +25,10 @@ class VidprepError(Exception):
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        self.path = path
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None) -> None:
+        self.path = printable_path(path) if path is not None else None
         one_line = " ".join(str(message).split())
-        super().__init__(f"{path}: {one_line}" if path else one_line)
+        super().__init__(f"{self.path}: {one_line}" if self.path else one_line)
 
     @property
     def kind(self) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from vidprep.errors import UsageError
+from vidprep.errors import UsageError, printable_path
 
 log = logging.getLogger("vidprep.inputs")
 
@@ -65,7 +65,7 @@ class WorkUnit:
 
 def display_path(path: str) -> str:
     """A printable form of a path whose bytes may not be valid UTF-8."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return printable_path(path)
 
 
 def is_shard_path(path: Path) -> bool:

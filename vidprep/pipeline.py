@@ -20,7 +20,7 @@ from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.labels import resolve as resolve_labels
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
-from vidprep.worker import Job, UnitResult, process_unit_safe
+from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
 
 log = logging.getLogger("vidprep.pipeline")
 
@@ -110,9 +110,10 @@ def run(
     record = config_record(config)
     if listed.videos:
         require_ffmpeg()
-    prepare_output(out, record, options.overwrite)
     labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
+    _check_stage_setup(job)
+    prepare_output(out, record, options.overwrite)
     units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
     summary = RunSummary(str(out), videos_failed=len(listed.problems))
     _record_input_problems(out, listed, options)
@@ -131,6 +132,16 @@ def run(
     _finish(out, config, fmt, summary, len(partition(listed.videos, config.videos_per_shard)) or None)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _check_stage_setup(job: Job) -> None:
+    """Build this process's stage objects now, so bad weights or a missing --stats-from file exit 2 before any
+    decoding (the serial executor then reuses them; pool workers build their own)."""
+    feats = job.config.features
+    if feats is not None and feats.stats_from and not Path(feats.stats_from).is_file():
+        raise UsageError("--stats-from: normalization file not found", path=feats.stats_from)
+    if feats is not None or job.config.augment is not None:
+        context_for(job)
 
 
 def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary) -> Iterator[tuple]:

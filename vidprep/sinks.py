@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidprep.errors import printable_path
 from vidprep.framestore import ScratchFrames
 from vidprep.types import VideoResult
 
@@ -40,7 +41,7 @@ def open_sink(job: object, path: Path, class_names: list[str], stages: dict) -> 
 def error_record(result: VideoResult) -> dict:
     """The errors.jsonl record of a failed video."""
     return {
-        "path": os.fsencode(result.path).decode("utf-8", "backslashreplace"),
+        "path": printable_path(result.path),
         "video_id": result.video_id,
         "stage": result.stage,
         "error_type": result.error_type,
@@ -157,7 +158,7 @@ class FileSink:
     def _record(self, rec: dict, row: dict, files: list[str], idx: list, pts: list) -> dict:
         return {
             "video_id": rec["video_id"],
-            "source": os.fsencode(rec["source"]).decode("utf-8", "backslashreplace"),
+            "source": printable_path(rec["source"]),
             "clip_index": int(row["clip_index"]),
             "aug_index": int(row["aug_index"]),
             "label": int(row["label"]),

@@ -8,6 +8,7 @@ reported; the other videos of the unit still land.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vidprep.config import RunConfig
-from vidprep.errors import VidprepError
+from vidprep.errors import VidprepError, printable_path
 from vidprep.featurize import ClipRow, FrameFeatures, clip_features_2d, clip_features_3d, pad_rows
 from vidprep.framestore import ScratchFrames
 from vidprep.inputs import InputItem, WorkUnit
@@ -64,7 +65,8 @@ class Context:
         if cfg.features is not None:
             from vidprep.stages.features import FeatureExtractor
 
-            self.extractor = FeatureExtractor(cfg.features, seed=cfg.seed)
+            threads = int(os.environ.get("VIDPREP_TORCH_THREADS", "0")) or None
+            self.extractor = FeatureExtractor(cfg.features, seed=cfg.seed, threads=threads)
         if cfg.augment is not None:
             from vidprep.stages.augment import Augmenter
 
@@ -155,7 +157,7 @@ class VideoProcessor:
         def body() -> tuple[int, int]:
             self.stage = "probe"
             info = probe(item.path, timeout_s=min(60.0, self.cfg.timeout_s))
-            self.v = self.sink.add_video(item.video_id, item.path, video_meta(info))
+            self.v = self.sink.add_video(item.video_id, printable_path(item.path), video_meta(info))
             self.stage = "decode"
             split = self.cfg.split
             frames = decode(info, split.sampling(), split.size_spec(),
@@ -184,7 +186,7 @@ class VideoProcessor:
         except VidprepError as err:
             self._fail(result, err)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
-            self._fail(result, err, prefix=f"{result.path}: ")
+            self._fail(result, err, prefix=f"{printable_path(result.path)}: ")
         finally:
             if self.scratch is not None:
                 self.scratch.close()
@@ -394,7 +396,7 @@ def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
         message = " ".join(str(err).split())
         log.error("%s: cannot write shard: %s", shard_path, message)
         failed = [
-            VideoResult(i.video_id, i.path, error=f"{shard_path}: cannot write output: {message}",
+            VideoResult(i.video_id, i.path, error=f"{printable_path(shard_path)}: cannot write output: {message}",
                         error_type=type(err).__name__, stage="write")
             for i in unit.items
         ]

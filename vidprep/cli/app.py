@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -49,6 +50,7 @@ env_cmd.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: Typer maps usage errors to 2 and Ctrl-C to 130; vidprep errors map here."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: idle torch threads must not spin
     try:
         app(args=argv)
     except VidprepError as err:

@@ -11,7 +11,7 @@ import typer
 
 from vidprep.cli.options import INPUTS
 from vidprep.cli.output import emit_json, exits_on_error, setup_logging
-from vidprep.errors import EXIT_PARTIAL, VidprepError
+from vidprep.errors import EXIT_PARTIAL, VidprepError, printable_path
 
 log = logging.getLogger("vidprep.cli")
 
@@ -36,7 +36,7 @@ def probe_row(video_id: str, path: str) -> dict[str, Any]:
     from vidprep.media.probe import probe
 
     info = probe(path)
-    row = {"id": video_id, **info.to_dict()}
+    row = {"id": video_id, **info.to_dict(), "path": printable_path(path)}
     row["size"] = f"{info.width}x{info.height}"
     return row
 

@@ -45,13 +45,15 @@ def _model_split_defaults(tables: dict[str, dict]) -> None:
     """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
     from vidprep.stages.features import MODELS
 
-    name = tables["features"].get("model", "resnet18")
-    spec = MODELS.get(name)
+    spec = MODELS.get(tables["features"].get("model", "resnet18"))
     split = tables.setdefault("split", {})
-    if spec is None or any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds")):
+    if spec is None:
         return
+    chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
+    chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
     for key, value in spec.default_split.items():
-        split.setdefault(key, value)
+        if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
+            split.setdefault(key, value)
 
 
 def _load_tables(config: Path | None) -> dict[str, dict]:

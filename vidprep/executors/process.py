@@ -9,16 +9,32 @@ once, on its first unit (see `vidprep.worker.context_for`).
 from __future__ import annotations
 
 import itertools
+import logging
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, log_level: int, log_format: str | None) -> None:
+    """Worker set-up: thread budget before torch is imported, and logging like the parent's (stderr)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ["VIDPREP_TORCH_THREADS"] = str(threads)
+    root = logging.getLogger("vidprep")
+    root.setLevel(log_level)
+    if log_format:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(log_format))
+        root.handlers[:] = [handler]
+        root.propagate = False
+
+
+def _log_format() -> str | None:
+    """The format of the parent's first vidprep handler, so worker lines look the same."""
+    handlers = logging.getLogger("vidprep").handlers
+    fmt = handlers[0].formatter if handlers else None
+    return getattr(fmt, "_fmt", None)
 
 
 def _call(payload: tuple[Callable[..., Any], tuple]) -> Any:
@@ -41,5 +57,6 @@ class ProcessExecutor:
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         ctx = mp.get_context("spawn")
         payloads = ((fn, t) for t in itertools.chain([first], tasks))
-        with ctx.Pool(self.workers, initializer=_init_worker, initargs=(threads,)) as pool:
+        init = (threads, logging.getLogger("vidprep").getEffectiveLevel(), _log_format())
+        with ctx.Pool(self.workers, initializer=_init_worker, initargs=init) as pool:
             yield from pool.imap_unordered(_call, payloads, chunksize=1)

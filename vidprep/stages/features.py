@@ -1,0 +1,170 @@
+"""Batched CNN feature extraction over uint8 RGB frames and clips (pure: numpy in, numpy out).
+
+A :class:`FeatureExtractor` loads one registry model (see :mod:`vidprep.stages.models`) once and runs it in batches
+under ``torch.inference_mode()`` with the device, precision, memory format and thread count chosen by
+:mod:`vidprep.stages.runtime`.
+
+Preprocessing is the chosen weights' ``weights.transforms()`` applied to whole batches with the same torchvision
+functional ops in the same order, on the model's device: resize (uint8, as torchvision does, which also takes
+PyTorch's fast uint8 path), center crop, scale to [0, 1], normalize by mean/std. So features equal a plain
+torchvision forward of ``weights.transforms()(frames)``. Frames arrive as (N,H,W,3); viewing them as (N,3,H,W) is a
+channels-last tensor without a copy, and 3D clips (B,T,H,W,3) become (B,3,T,H,W) in channels-last-3d, again free.
+
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from vidprep.config import FeaturesConfig
+from vidprep.errors import ConfigError
+from vidprep.stages.models import (
+    MODELS,
+    InputSpec,
+    ModelSpec,
+    build_model,
+    get_spec,
+    input_spec_for,
+    list_models,
+    resolve_weights,
+)
+from vidprep.stages.runtime import Runtime, choose_runtime, default_batch_size, memory_format
+
+__all__ = ["MODELS", "FeatureExtractor", "InputSpec", "ModelSpec", "list_models", "pool_frames", "preprocess"]
+
+log = logging.getLogger("vidprep.stages.features")
+
+
+def pool_frames(feats: np.ndarray, how: str) -> np.ndarray:
+    """Pool per-frame features over time (axis -2): ``mean``/``max`` turn (T,D) into (D,) and (B,T,D) into (B,D);
+    ``none`` returns them unchanged."""
+    if feats.ndim not in (2, 3):
+        raise ValueError(f"pool_frames expects (T,D) or (B,T,D) features, got shape {feats.shape}")
+    if how == "mean":
+        return feats.mean(axis=-2)
+    if how == "max":
+        return feats.max(axis=-2)
+    if how == "none":
+        return feats
+    raise ValueError(f"unknown pooling {how!r} (use mean, max or none)")
+
+
+def preprocess(frames: Any, spec: InputSpec) -> Any:
+    """uint8 (N,3,H,W) tensor -> normalized float (N,3,crop_h,crop_w), exactly as ``weights.transforms()`` does."""
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    x = F.resize(frames, list(spec.resize), interpolation=InterpolationMode(spec.interpolation),
+                 antialias=spec.antialias)
+    x = F.center_crop(x, list(spec.crop))
+    x = F.convert_image_dtype(x, torch.float)
+    return F.normalize(x, mean=list(spec.mean), std=list(spec.std))
+
+
+def _check_uint8(array: np.ndarray, ndim: int, what: str) -> np.ndarray:
+    """Reject anything but uint8 RGB with ``ndim`` dimensions (shape errors would otherwise surface deep in torch)."""
+    if not isinstance(array, np.ndarray) or array.ndim != ndim or array.shape[-1] != 3 or array.dtype != np.uint8:
+        shape = getattr(array, "shape", None)
+        dtype = getattr(array, "dtype", type(array).__name__)
+        raise ValueError(f"{what} must be uint8 RGB with {ndim} dimensions (..., 3), got {shape} {dtype}")
+    return array
+
+
+class FeatureExtractor:
+    """One feature model, loaded once, applied to batches of frames (2D models) or clips (3D models).
+
+    Arguments:
+        cfg: model, weights, device, precision, batch size and pooling options.
+        seed: seeds the random initialization for ``weights="none"``.
+        threads: intra-op CPU threads for this process (default: the CPUs it may use).
+
+    Raises:
+        ConfigError: unknown model or unavailable device.
+        WeightsError: weights missing, corrupt, unsafe or not matching the model.
+    """
+
+    def __init__(self, cfg: FeaturesConfig, *, seed: int = 0, threads: int | None = None) -> None:
+        self.cfg = cfg
+        self.spec: ModelSpec = get_spec(cfg.model)
+        self.runtime: Runtime = choose_runtime(cfg.device, cfg.precision, threads)
+        choice = resolve_weights(self.spec, cfg.weights)
+        self.input: InputSpec = input_spec_for(self.spec, choice)
+        model, self.weights_info = build_model(self.spec, choice, seed=seed)
+        self.memory_format = memory_format(self.spec.kind, self.spec.channels_last, self.runtime.device)
+        self.model = model.to(self.runtime.device, memory_format=self.memory_format)
+        self.default_batch_size = default_batch_size(self.spec.kind, self.runtime.device)
+        self.batch_size = cfg.batch_size or self.default_batch_size
+        log.info("features: %s (%s) on %s, %s, batch %d, %d threads", self.spec.name, self.weights_info["weights"],
+                 self.runtime.device, self.runtime.precision, self.batch_size, self.runtime.threads)
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension D."""
+        return self.spec.dim
+
+    def preprocess_spec(self) -> dict[str, Any]:
+        """The preprocessing applied (resize, crop, mean, std, interpolation, antialias, clip_len), for the shard."""
+        return self.input.to_dict()
+
+    def describe(self) -> dict[str, Any]:
+        """Model, weights provenance (id, source, file and sha256), preprocessing and runtime, for shard metadata."""
+        return {"model": self.spec.name, "kind": self.spec.kind, "dim": self.dim, **self.weights_info,
+                "preprocessing": self.preprocess_spec(), "precision": self.runtime.precision,
+                "device": self.runtime.device, "memory_format": str(self.memory_format).removeprefix("torch."),
+                "batch_size": self.batch_size, "threads": self.runtime.threads}
+
+    def extract_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N,H,W,3) uint8 frames -> (N,D) float32 features (2D models)."""
+        _check_uint8(frames, 4, "frames")
+        if self.spec.kind != "2d":
+            raise ConfigError(f"--model {self.spec.name} is a 3D video model: it takes clips, not single frames")
+        return self._batched(frames, self._frames_tensor)
+
+    def extract_clips(self, clips: np.ndarray) -> np.ndarray:
+        """(B,T,H,W,3) uint8 clips -> (B,D) float32 features.
+
+        3D models see each clip whole. For 2D models every frame is featurized and pooled over time with
+        ``cfg.pool`` (``none`` gives (B,T,D)).
+        """
+        _check_uint8(clips, 5, "clips")
+        if self.spec.kind == "3d":
+            return self._batched(clips, self._clips_tensor)
+        b, t = clips.shape[:2]
+        feats = self.extract_frames(clips.reshape(b * t, *clips.shape[2:])).reshape(b, t, self.dim)
+        return pool_frames(feats, self.cfg.pool)
+
+    def _batched(self, data: np.ndarray, to_tensor: Any) -> np.ndarray:
+        """Run the model over ``data`` in batches of ``self.batch_size``; float32 (N,D) out."""
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(data), self.batch_size):
+                x = to_tensor(data[start:start + self.batch_size])
+                with self.runtime.autocast():
+                    y = self.model(x)
+                out.append(y.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def _uint8_nchw(self, frames: np.ndarray) -> Any:
+        """(N,H,W,3) numpy -> uint8 (N,3,H,W) tensor on the device (a channels-last view, no copy on the CPU)."""
+        import torch
+
+        frames = np.ascontiguousarray(frames) if frames.flags.writeable else frames.copy()  # torch wants writable
+        x = torch.from_numpy(frames)
+        return x.to(self.runtime.device, non_blocking=True).permute(0, 3, 1, 2)
+
+    def _frames_tensor(self, frames: np.ndarray) -> Any:
+        return preprocess(self._uint8_nchw(frames), self.input).contiguous(memory_format=self.memory_format)
+
+    def _clips_tensor(self, clips: np.ndarray) -> Any:
+        """(B,T,H,W,3) -> (B,3,T,h,w): the (B*T) frames are preprocessed as one batch, then viewed as clips."""
+        b, t = clips.shape[:2]
+        x = preprocess(self._uint8_nchw(clips.reshape(b * t, *clips.shape[2:])), self.input)
+        x = x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)
+        return x.contiguous(memory_format=self.memory_format)

@@ -1,0 +1,156 @@
+"""Where and how feature models run: device, precision, memory format, threads and batch size.
+
+Decisions, from model-only measurements on the development machine (2-core AMD EPYC Zen 3 VM, AVX2, no native
+bf16; fp32 unless noted; resnet18 in images/s at 224 px, r2plus1d_18 in 16x112x112 clips/s)::
+
+                          idle machine        machine shared (load ~7)
+    resnet18 b16          19.5 / CL 30.1      4.8 / CL 7.3 / bf16+CL 0.98
+    resnet18 b32          23.4 / CL 26.4      5.3 / CL 8.4 / bf16+CL 1.0
+    r2plus1d_18 b2        0.73 / CL3d 1.14    0.17 / CL3d 0.26 / bf16+CL3d < 0.005
+    r2plus1d_18 b4                            0.15 / CL3d 0.20
+
+- ``precision=auto``: fp16 autocast on CUDA; bf16 autocast on a CPU only when it has native bf16 instructions
+  (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo): without them oneDNN emulates bf16, 5-8x slower for resnet18
+  and over 50x for r2plus1d_18; fp32 everywhere else (MPS included).
+- channels-last for convnets: 1.1-1.6x on CPU for 2D and 3D (``channels_last_3d``) models, and the usual win with
+  cuDNN; transformers (vit_b_16, swin3d_t) keep the default layout.
+- threads: ``torch.set_num_threads(n)`` with n = the CPUs this process may use (affinity mask and cgroup quota,
+  not the host's count) unless the caller passes ``threads`` (a process pool should pass cores // workers).
+  ``OMP_WAIT_POLICY=PASSIVE`` is set before torch is first imported, so idle OpenMP threads sleep instead of
+  spinning on cores that the decoder (ffmpeg) needs while inference waits for frames.
+- batch size on CPU: 32 frames (2D; 16 and 32 were within noise, 32 amortizes per-call overhead) and 2 clips (3D;
+  4 was no faster, and long-clip models such as s3d need ~0.2 GB of activations per clip in the first layers);
+  on accelerators 128 frames / 16 clips (not measured here: a GPU-typical starting point).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidprep.errors import ConfigError
+
+log = logging.getLogger("vidprep.stages.runtime")
+
+if "torch" not in sys.modules:  # OpenMP reads this once, when torch's runtime loads
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+BATCH_SIZES = {("2d", "cpu"): 32, ("3d", "cpu"): 2, ("2d", "accel"): 128, ("3d", "accel"): 16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A resolved device and precision; ``amp_dtype`` is the autocast dtype name, or None for plain fp32."""
+
+    device: str
+    precision: str
+    threads: int
+
+    @property
+    def amp_dtype(self) -> Any:
+        """torch dtype for autocast, or None."""
+        import torch
+
+        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+
+    def autocast(self) -> Any:
+        """Autocast context for this precision; a null context for fp32 (older torch rejects some device types)."""
+        import torch
+
+        dtype = self.amp_dtype
+        return torch.autocast(self.device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def choose_runtime(device: str, precision: str, threads: int | None = None) -> Runtime:
+    """Resolve ``--device`` and ``--precision`` (``auto`` rules in the module docstring) and set the thread count."""
+    import torch
+
+    dev = pick_device(device)
+    prec = pick_precision(dev, precision)
+    n = threads or available_cpus()
+    torch.set_num_threads(n)
+    log.debug("runtime: device=%s precision=%s threads=%d", dev, prec, n)
+    return Runtime(dev, prec, n)
+
+
+def pick_device(device: str) -> str:
+    """``auto`` -> cuda, then mps, then cpu; an explicit device must be available (ConfigError otherwise)."""
+    import torch
+
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
+    if device == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if device not in available:
+        raise ConfigError(f"--device: unknown device {device!r} (use auto, cpu, cuda or mps)")
+    if not available[device]:
+        raise ConfigError(f"--device: {device} is not available on this machine")
+    return device
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def pick_precision(device: str, precision: str) -> str:
+    """``auto`` -> fp16 on cuda, bf16 on a CPU with native bf16, else fp32; explicit values are kept."""
+    if precision != "auto":
+        return precision
+    if device == "cuda":
+        return "fp16"
+    if device == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True when the CPU flags include a native bf16 instruction set (AVX512-BF16 or AMX-BF16)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: the affinity mask, capped by a cgroup v2 CPU quota when one is set."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(n, quota)) if quota else max(1, n)
+
+
+def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """Whole CPUs allowed by a cgroup v2 quota (``cpu.max``: "max 100000" or "200000 100000"), or None."""
+    try:
+        quota, period = Path(path).read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, int(int(quota) / int(period)))
+
+
+def default_batch_size(kind: str, device: str) -> int:
+    """Frames (2D) or clips (3D) per forward pass when ``--batch-size`` is not given."""
+    return BATCH_SIZES[(kind, "cpu" if device == "cpu" else "accel")]
+
+
+def memory_format(kind: str, convnet: bool, device: str) -> Any:
+    """channels-last (2D) / channels-last-3d (3D) for convnets off MPS, else the default contiguous format."""
+    import torch
+
+    if not convnet or device == "mps":
+        return torch.contiguous_format
+    return torch.channels_last if kind == "2d" else torch.channels_last_3d
