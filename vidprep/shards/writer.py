@@ -8,6 +8,7 @@ commit (about 0.3 KB per row), when they are written sorted by video.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -29,6 +30,77 @@ log = logging.getLogger("vidprep.shards.writer")
 
 FRAME_CHUNK_BYTES = 256 * 1024
 PER_FRAME_CHUNK = 1024
+
+
+class DiscardableFile(io.RawIOBase):
+    """The shard's temp file, given to h5py as a file object so an aborted shard can be let go cleanly.
+
+    When a write fails inside HDF5 (a full disk), HDF5 cannot close its objects and its clean-up at interpreter
+    exit crashes the process. So a failed write is recorded in ``error`` instead of raised, and from then on (or
+    after `discard()`) every write succeeds without touching the disk; the writer checks ``error`` and aborts the
+    shard, HDF5 releases everything normally, and the temp file is simply removed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = open(path, "w+b")  # noqa: SIM115 - closed by close()
+        self._discarding = False
+        self.error: OSError | None = None
+
+    def check(self) -> None:
+        """Raise the first write error, if any happened."""
+        if self.error is not None:
+            raise OSError(self.error.errno, self.error.strerror)
+
+    def discard(self) -> None:
+        """From now on, accept and drop every write."""
+        self._discarding = True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray) -> int:
+        return self._file.readinto(buf)
+
+    def write(self, data: bytes) -> int:
+        if self._discarding:
+            return len(data)
+        try:
+            return self._file.write(data)
+        except OSError as err:
+            self.error = err  # reported by ShardWriter; HDF5 itself never sees the failure, so it stays consistent
+            self._discarding = True
+            return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        return self._file.tell() if self._discarding else self._file.truncate(size)
+
+    def flush(self) -> None:
+        if not self._discarding and not self._file.closed:
+            try:
+                self._file.flush()
+            except OSError as err:
+                self.error, self._discarding = err, True
+
+    def close(self) -> None:
+        if not self._file.closed:
+            try:
+                self._file.close()
+            except OSError as err:
+                log.debug("closing temp shard failed: %s", err)
+        super().close()
 
 
 class ShardWriter:
@@ -66,7 +138,8 @@ class ShardWriter:
         self._videos: list[dict | None] = []
         self._clips: dict[str, list] = {k: [] for k in fmt.CLIP_FIELDS}
         self._state = "open"
-        self._f = h5py.File(self.temp_path, "w")
+        self._raw = DiscardableFile(self.temp_path)
+        self._f = h5py.File(self._raw, "w")
         try:
             self._init_file(config)
             self._features = FeatureStore(self._f["clips"], feature_buffer_bytes) if kind == "features" else None
@@ -134,6 +207,7 @@ class ShardWriter:
 
         ``rgb`` is None when the shard keeps no pixels (feature shards with store_frames=False).
         """
+        self._raw.check()
         video = self._video(v)
         pts = np.asarray(pts_s, dtype=np.float64).reshape(-1)
         idx = np.asarray(index, dtype=np.int64).reshape(-1)
@@ -239,6 +313,9 @@ class ShardWriter:
             if self._features is not None:
                 self._features.finish(order)
             self._f.close()
+            self._raw.flush()
+            self._raw.check()
+            self._raw.close()
             problems = fmt.validate(self.temp_path)
             if problems:
                 raise ShardError("invalid shard: " + "; ".join(problems[:5]), path=str(self.path))
@@ -260,10 +337,12 @@ class ShardWriter:
         if self._state == "committed":
             return
         self._state = "aborted"
+        self._raw.discard()
         try:
             self._f.close()
         except Exception as err:  # closing a half-written file may fail; removing it is what matters
             log.debug("closing %s failed: %s", self.temp_path, err)
+        self._raw.close()
         self.temp_path.unlink(missing_ok=True)
 
     def _require_open(self) -> None:
