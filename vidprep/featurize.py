@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vidprep.config import FeaturesConfig
+from vidprep.config import FeaturesConfig, RunConfig
 
 
 @dataclass
@@ -104,3 +104,27 @@ def fit_length(frames: np.ndarray, length: int) -> np.ndarray:
 def batch_size_for(cfg: FeaturesConfig, default: int) -> int:
     """The configured batch size, or the model's default."""
     return cfg.batch_size or default
+
+
+def row_kwargs(row: ClipRow) -> dict:
+    """Keyword arguments of ShardWriter.add_clip for a row."""
+    return {
+        "frame_start": row.frame_start,
+        "frame_stop": row.frame_stop,
+        "start_s": row.start_s,
+        "end_s": row.end_s,
+        "clip_index": row.clip_index,
+        "aug_index": row.aug_index,
+        "label": row.label,
+        "padded": row.padded,
+        "aug_params": row.aug_params,
+        "features": row.features,
+    }
+
+
+def stored_feature_dtype(cfg: RunConfig) -> np.dtype:
+    """Features are kept float32 until a normalization pass rewrites them; otherwise stored as --dtype."""
+    feats = cfg.features
+    if feats is None or feats.normalize != "none" or feats.stats_from:
+        return np.dtype(np.float32)
+    return np.dtype(feats.dtype)

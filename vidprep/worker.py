@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,15 +18,17 @@ import numpy as np
 
 from vidprep.config import RunConfig
 from vidprep.errors import VidprepError, printable_path
-from vidprep.featurize import ClipRow, FrameFeatures, clip_features_2d, clip_features_3d, pad_rows
+from vidprep.featurize import (
+    ClipRow, FrameFeatures, clip_features_2d, clip_features_3d, pad_rows, row_kwargs, stored_feature_dtype,
+)
+from vidprep.framestream import CHUNK, chunked, video_meta
 from vidprep.framestore import ScratchFrames
 from vidprep.inputs import InputItem, WorkUnit
 from vidprep.labels import Labels
-from vidprep.types import DecodedFrame, VideoResult
+from vidprep.types import VideoResult
 
 log = logging.getLogger("vidprep.worker")
 
-CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -307,12 +309,14 @@ class VideoProcessor:
         All runs of an augmented video share the output size, so copy 0 is the original center-cropped to the crop
         size (what an evaluation transform does); the decoded frames themselves are not stored.
         """
+        from vidprep.stages.augment import center_view
+
         aug_cfg = self.cfg.augment
         out = []
         for row in (r for r in rows if r.aug_index == 0):
             frames = self.read(row.frame_start, row.frame_stop)
             if aug_cfg.keep_original:
-                out.append(self._new_run(row, original_view(frames, aug_cfg.crop), 0, None))
+                out.append(self._new_run(row, center_view(frames, aug_cfg.crop), 0, None))
             for copy in range(1, aug_cfg.copies + 1):
                 aug, params = self.ctx.augmenter.augment_clip(
                     frames, video_id=video_id, clip_index=row.clip_index, copy_index=copy
@@ -340,54 +344,6 @@ class VideoProcessor:
             row.features = ex.extract_clips(fit_length(pad_rows(frames, row.padded), ex.spec.clip_len)[None])[0]
 
 
-def chunked(frames: Iterable[DecodedFrame], size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Group decoded frames into (rgb (n,H,W,3), pts (n,), index (n,)) chunks."""
-    batch: list[DecodedFrame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield _stack(batch)
-            batch = []
-    if batch:
-        yield _stack(batch)
-
-
-def _stack(batch: list[DecodedFrame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rgb = np.stack([f.rgb for f in batch])
-    pts = np.array([f.pts_s for f in batch], dtype=np.float64)
-    idx = np.array([f.index for f in batch], dtype=np.int64)
-    return rgb, pts, idx
-
-
-def video_meta(info: object) -> dict:
-    """Per-video fields stored in /videos/*."""
-    return {
-        "duration_s": float(info.duration_s or 0.0),
-        "fps": float(info.avg_fps or 0.0),
-        "width": int(info.width),
-        "height": int(info.height),
-        "rotation": int(info.rotation),
-        "sar": float(info.sar),
-        "codec": str(info.codec),
-    }
-
-
-def row_kwargs(row: ClipRow) -> dict:
-    """Keyword arguments of ShardWriter.add_clip for a row."""
-    return {
-        "frame_start": row.frame_start,
-        "frame_stop": row.frame_stop,
-        "start_s": row.start_s,
-        "end_s": row.end_s,
-        "clip_index": row.clip_index,
-        "aug_index": row.aug_index,
-        "label": row.label,
-        "padded": row.padded,
-        "aug_params": row.aug_params,
-        "features": row.features,
-    }
-
-
 def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     """`process_unit`, but a failure of the whole unit (disk full, unwritable shard) fails its videos, not the run."""
     try:
@@ -401,30 +357,3 @@ def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
             for i in unit.items
         ]
         return UnitResult(unit.index, None, failed)
-
-
-def original_view(frames: np.ndarray, crop: str | None) -> np.ndarray:
-    """Copy 0 of an augmented clip: the frames center-cropped to the crop size (unchanged without --crop)."""
-    if not crop:
-        return frames
-    from vidprep.config import crop_size
-
-    w, h = crop_size(crop)
-    H, W = frames.shape[1:3]
-    if H < h or W < w:
-        import cv2
-
-        scale = max(h / H, w / W)
-        size = (max(w, round(W * scale)), max(h, round(H * scale)))
-        frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-        H, W = frames.shape[1:3]
-    top, left = (H - h) // 2, (W - w) // 2
-    return np.ascontiguousarray(frames[:, top : top + h, left : left + w])
-
-
-def stored_feature_dtype(cfg: RunConfig) -> np.dtype:
-    """Features are kept float32 until a normalization pass rewrites them; otherwise stored as --dtype."""
-    feats = cfg.features
-    if feats is None or feats.normalize != "none" or feats.stats_from:
-        return np.dtype(np.float32)
-    return np.dtype(feats.dtype)

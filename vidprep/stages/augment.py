@@ -289,3 +289,19 @@ def _check_frames(frames: np.ndarray) -> None:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         shape, dtype = getattr(frames, "shape", None), getattr(frames, "dtype", None)
         raise ValueError(f"expected uint8 RGB frames (T,H,W,3), got shape {shape} dtype {dtype}")
+
+
+def center_view(frames: np.ndarray, crop: str | None) -> np.ndarray:
+    """Copy 0 of an augmented clip: the frames center-cropped to the crop size (unchanged without --crop), scaled up
+    first when smaller, so every stored run of an augmented video shares one frame size."""
+    if not crop:
+        return frames
+    w, h = crop_size(crop)
+    H, W = frames.shape[1:3]
+    if H < h or W < w:
+        scale = max(h / H, w / W)
+        size = (max(w, round(W * scale)), max(h, round(H * scale)))
+        frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        H, W = frames.shape[1:3]
+    top, left = (H - h) // 2, (W - w) // 2
+    return np.ascontiguousarray(frames[:, top : top + h, left : left + w])

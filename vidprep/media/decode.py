@@ -1,0 +1,303 @@
+"""Stream the frames of one video as uint8 RGB arrays, sampled and scaled inside ffmpeg, with exact timestamps.
+
+How it works: one ffmpeg process per video writes raw ``rgb24`` frames to a pipe (``-fps_mode passthrough``, so
+ffmpeg neither drops nor duplicates frames). The filter chain is::
+
+    showinfo@vidprep_pre, select=<sampling>, showinfo@vidprep_post,
+    [transpose | hflip,vflip], scale=WxH, format=rgb24, [crop], setsar=1
+
+The two ``showinfo`` filters log every decoded frame and every kept frame (integer pts + the link time base) on
+stderr, which a thread parses: a kept frame's source ordinal is the position of its pts among the decoded frames,
+and its time is ``(pts - first decoded pts) * time_base``, so it is exact on VFR video, with B-frames and when the
+file does not start at zero. With ``Sampling("all")`` the ``select`` and the first ``showinfo`` are left out.
+
+Sampling rules (``t`` = seconds since the first decoded frame, ``n`` = decoded-frame ordinal):
+
+- ``fps=F``: the first frame at or after each tick k/F, i.e. a frame is kept iff ``floor(t*F + 1e-6)`` is larger
+  than for the frame before it (the first frame is always kept). Frames are never duplicated, so a video slower
+  than F yields all its frames.
+- ``every=N``: ordinals 0, N, 2N, ...
+- ``uniform=N``: the frame in the middle of each of N equal ordinal segments, ``floor((2k+1)*T/(2N))``, where T is
+  the number of video packets (a demux-only scan; see :func:`uniform_indices`). If fewer frames decode than there
+  were packets (discarded or corrupt packets) the last segments can come out short; a warning is logged.
+  N >= T yields every frame.
+
+Geometry: rotation metadata is applied with explicit ``transpose``/``flip`` filters (ffmpeg's own autorotate is
+switched off, so the result follows :func:`vidprep.media.probe.probe`'s reading of the metadata even where ffmpeg
+would ignore it); SAR != 1 and the requested size are handled by one ``scale`` to an explicit size, and the center
+crop comes last. Colour rule: swscale converts every source format to 8-bit ``rgb24`` using the stream's tagged
+matrix and range (BT.601 when untagged); higher bit depths are reduced to 8 bits and alpha is dropped (not
+composited); the source ``pix_fmt``/bit depth stay recorded in :class:`VideoInfo`.
+
+Interlaced video is passed through as decoded (no deinterlacing; :attr:`VideoInfo.interlaced` tells).
+
+Errors: a file that fails part-way (truncated, corrupt) yields every frame that decoded; DecodeError is raised
+afterwards only if ffmpeg exits non-zero, made no progress for ``timeout_s``, or decoded no frame at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections import deque
+from collections.abc import Iterator
+from fractions import Fraction
+
+import numpy as np
+
+from vidprep.errors import ConfigError, DecodeError
+from vidprep.media import ffmpeg as tools
+from vidprep.media.probe import count_video_packets
+from vidprep.types import DecodedFrame, Sampling, SizeSpec, VideoInfo
+
+log = logging.getLogger("vidprep.media.decode")
+
+TICK_EPS = 1e-6
+SCALE_FLAGS = "bicubic"
+ROTATE_FILTERS = {0: [], 90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
+PRE, POST = "vidprep_pre", "vidprep_post"
+_SHOWINFO = "[showinfo@vidprep_"
+_FRAME_RE = re.compile(rf"^\[showinfo@({PRE}|{POST}) @ 0x[0-9a-f]+\] n:\s*(\d+) pts:\s*(\S+)")
+_TIME_BASE_RE = re.compile(rf"^\[showinfo@(?:{PRE}|{POST}) @ 0x[0-9a-f]+\] config in time_base: (\d+)/(\d+)")
+_DAMAGE_RE = re.compile(r"(?i)error|prematurely|truncat|corrupt|invalid|missing")
+_END = object()
+
+
+class _StreamEnded(Exception):
+    """The frame pipe ended early; the process's own exit status explains it better when it failed."""
+
+
+class FrameLog:
+    """Turns the showinfo lines on ffmpeg's stderr into ``(ordinal, pts_s)`` for each frame ffmpeg outputs.
+
+    Fed line by line from the stderr thread. The first showinfo (``PRE``, before ``select``) sees every decoded
+    frame, the second (``POST``) only the kept ones; a kept frame's ordinal is that of the decoded frame with the
+    same pts (frames pass both filters in order). Without sampling only ``POST`` exists and its ``n`` is the ordinal.
+    Memory: decoded-frame entries are dropped as soon as a later frame is kept.
+    """
+
+    def __init__(self, *, sampled: bool) -> None:
+        self.sampled = sampled
+        self._records: queue.Queue = queue.Queue()
+        self._decoded: deque[tuple[int, int]] = deque()
+        self._time_base: Fraction | None = None
+        self._first_pts: int | None = None
+
+    def feed(self, line: str | None) -> bool:
+        """Consume one stderr line (None at end of stream); True if it was a showinfo line."""
+        if line is None:
+            self._records.put(_END)
+            return True
+        if not line.startswith(_SHOWINFO):
+            return False
+        if match := _FRAME_RE.match(line):
+            self._frame(match.group(1) == PRE, int(match.group(2)), match.group(3))
+        elif match := _TIME_BASE_RE.match(line):
+            self._time_base = Fraction(int(match.group(1)), int(match.group(2)))
+        return True
+
+    def next_record(self) -> tuple[int, float]:
+        """Block until the next output frame's ``(ordinal, pts_s)`` is known."""
+        record = self._records.get()
+        if record is _END:
+            self._records.put(_END)
+            raise _StreamEnded("ffmpeg wrote a frame that showinfo did not report")
+        if isinstance(record, str):
+            raise DecodeError(record)
+        return record
+
+    def _frame(self, is_pre: bool, n: int, pts_text: str) -> None:
+        try:
+            pts = int(pts_text)
+        except ValueError:
+            self._records.put(f"decoded frame {n} has no timestamp (pts {pts_text})")
+            return
+        if self._first_pts is None:
+            self._first_pts = pts
+        if is_pre:
+            self._decoded.append((n, pts))
+            return
+        ordinal = self._ordinal_of(pts) if self.sampled else n
+        if ordinal is None or self._time_base is None:
+            self._records.put(f"cannot match output frame {n} (pts {pts}) to a decoded frame")
+            return
+        self._records.put((ordinal, float((pts - self._first_pts) * self._time_base)))
+
+    def _ordinal_of(self, pts: int) -> int | None:
+        while self._decoded:
+            n, decoded_pts = self._decoded.popleft()
+            if decoded_pts == pts:
+                return n
+        return None
+
+
+def output_size(info: VideoInfo, size: SizeSpec = SizeSpec()) -> tuple[int, int]:
+    """(width, height) of the decoded frames for this video and size rule."""
+    return size.output(info.width, info.height)
+
+
+def uniform_indices(total: int, count: int) -> list[int]:
+    """Ordinals of ``uniform=count`` over ``total`` frames: the middle frame of each of ``count`` equal segments."""
+    if count >= total:
+        return list(range(total))
+    return [(2 * k + 1) * total // (2 * count) for k in range(count)]
+
+
+def select_expr(sampling: Sampling, total_frames: int | None = None) -> str | None:
+    """The ``select`` filter expression for a sampling rule (None for every frame)."""
+    mode, value = sampling.mode, sampling.value
+    if mode == "all":
+        return None
+    if mode == "fps":
+        f = repr(float(value))
+        return (f"isnan(prev_t)+gt(floor((t-start_t)*{f}+{TICK_EPS}),floor((prev_t-start_t)*{f}+{TICK_EPS}))")
+    if mode == "every":
+        return f"not(mod(n,{int(value)}))"
+    if total_frames is None:
+        raise ValueError("uniform sampling needs total_frames")
+    two_t, two_n = 2 * total_frames, 2 * int(value)
+    # g(x) = how many segment middles (2k+1)T/(2N) lie below x/(2N); frame n is kept iff one lies in [n, n+1).
+    return f"gt(ceil(({two_n}*(n+1)-{total_frames})/{two_t}),ceil(({two_n}*n-{total_frames})/{two_t}))"
+
+
+def filter_chain(info: VideoInfo, sampling: Sampling, size: SizeSpec, total_frames: int | None = None) -> str:
+    """The ``-vf`` filter chain: showinfo/select for sampling, then rotation, scale, rgb24, crop."""
+    expr = select_expr(sampling, total_frames)
+    parts = [] if expr is None else [f"showinfo@{PRE}=checksum=0", f"select='{expr}'"]
+    parts.append(f"showinfo@{POST}=checksum=0")
+    parts += ROTATE_FILTERS[info.rotation]
+    scaled_w, scaled_h = size.target(info.width, info.height)
+    parts += [f"scale=w={scaled_w}:h={scaled_h}:flags={SCALE_FLAGS}", "format=rgb24"]
+    out_w, out_h = size.output(info.width, info.height)
+    if (out_w, out_h) != (scaled_w, scaled_h):
+        parts.append(f"crop=w={out_w}:h={out_h}:x={(scaled_w - out_w) // 2}:y={(scaled_h - out_h) // 2}:exact=1")
+    parts.append("setsar=1")
+    return ",".join(parts)
+
+
+def decode_argv(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
+                total_frames: int | None = None, output: str = "pipe:1") -> list[str]:
+    """The exact ffmpeg command :func:`decode` runs (``total_frames`` is required for uniform sampling)."""
+    import ffmpeg as ffmpeg_python  # ffmpeg-python; imported here because it is slow to import
+
+    placeholder = "file:vidprep-input"  # ffmpeg-python hashes its arguments as UTF-8; real paths may not be
+    stream = ffmpeg_python.input(placeholder, noautorotate=None, **tools.input_options())
+    out = stream.output(output, map="0:V:0", vf=filter_chain(info, sampling, size, total_frames),
+                        f="rawvideo", fps_mode="passthrough", an=None, sn=None, dn=None)
+    argv = out.compile(cmd=tools.tool_path("ffmpeg"))
+    return tools.with_globals([tools.input_url(info.path) if a == placeholder else a for a in argv])
+
+
+def check_request(info: VideoInfo, sampling: Sampling, size: SizeSpec, max_pixels: int) -> None:
+    """Reject bad sampling values and frames larger than ``max_pixels`` before anything is decoded."""
+    if sampling.mode != "all" and not sampling.value > 0:
+        raise ConfigError(f"sampling {sampling.describe()} needs a value > 0")
+    if sampling.mode in ("every", "uniform") and sampling.value != int(sampling.value):
+        raise ConfigError(f"sampling {sampling.describe()} needs a whole number")
+    if info.rotation not in ROTATE_FILTERS:
+        raise DecodeError(f"rotation must be 0, 90, 180 or 270, got {info.rotation}", path=info.path)
+    out_w, out_h = output_size(info, size)
+    for what, pixels in (("source", info.coded_width * info.coded_height), ("displayed", info.width * info.height),
+                         ("output", out_w * out_h)):
+        if pixels > max_pixels:
+            raise DecodeError(f"{what} frame has {pixels} pixels, more than max_pixels={max_pixels}", path=info.path)
+
+
+def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
+           timeout_s: float = 600.0, max_pixels: int = 8192 * 8192, prefetch: int = 16) -> Iterator[DecodedFrame]:
+    """Decode one video into RGB frames (H, W, 3) uint8 with pts (s from the first frame) and source ordinals.
+
+    Arguments are checked now; ffmpeg starts on the first ``next()``. ``timeout_s`` is the longest ffmpeg may go
+    without any progress while vidprep waits for it (time spent waiting for a slow consumer does not count).
+    ``prefetch`` frames are decoded ahead on a thread, so memory is bounded whatever the video's length.
+    Closing the iterator early (``break``, exception, Ctrl-C) kills and reaps ffmpeg.
+
+    Raises:
+        ConfigError: invalid sampling value.
+        DecodeError: frame too large, ffmpeg failed or stalled, or no frame decoded.
+    """
+    check_request(info, sampling, size, max_pixels)
+    total = count_video_packets(info.path, timeout_s=timeout_s) if sampling.mode == "uniform" else None
+    if total == 0:
+        raise DecodeError("no video packets to decode", path=info.path)
+    argv = decode_argv(info, sampling, size, total_frames=total)
+    width, height = output_size(info, size)
+    expected = None if total is None else min(total, int(sampling.value))
+    return _frames(info.path, argv, (height, width, 3), sampled=sampling.mode != "all", timeout_s=timeout_s,
+                   prefetch=max(1, prefetch), expected=expected)
+
+
+def _frames(path: str, argv: list[str], shape: tuple[int, int, int], *, sampled: bool, timeout_s: float,
+            prefetch: int, expected: int | None) -> Iterator[DecodedFrame]:
+    frame_log = FrameLog(sampled=sampled)
+    frames: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+    nbytes = shape[0] * shape[1] * shape[2]
+    proc = tools.FfmpegProcess(argv, path=path, on_line=frame_log.feed, idle_timeout_s=timeout_s,
+                               pipe_size=2 * nbytes)
+    reader = threading.Thread(target=_read_frames, args=(proc, frame_log, shape, frames, stop), daemon=True,
+                              name="vidprep-decode")
+    reader.start()
+    count = 0
+    try:
+        while (item := frames.get()) is not _END:
+            if isinstance(item, BaseException):
+                reason = proc.failure() if isinstance(item, _StreamEnded) else None
+                raise DecodeError(reason or str(item), path=path)
+            count += 1
+            yield item
+        reason = proc.failure()
+    finally:
+        stop.set()
+        proc.close()
+        reader.join()
+    _check_end(path, reason, count, expected, list(proc.tail))
+
+
+def _check_end(path: str, reason: str | None, count: int, expected: int | None, tail: list[str]) -> None:
+    """Raise for a failed decode; log a warning when ffmpeg succeeded but reported damage (e.g. truncation)."""
+    if reason:
+        raise DecodeError(reason, path=path)
+    if count == 0:
+        raise DecodeError("no frames decoded", path=path)
+    damage = [line for line in tail if _DAMAGE_RE.search(line)]
+    if damage:
+        log.warning("%s: decoded %d frames, but ffmpeg reported: %s", path, count, tools.summarize_stderr(damage))
+    if expected is not None and count != expected:
+        log.warning("%s: uniform sampling yielded %d frames, expected %d (packet count differs from decoded frames)",
+                    path, count, expected)
+
+
+def _read_frames(proc: tools.FfmpegProcess, frame_log: FrameLog, shape: tuple[int, int, int],
+                 frames: queue.Queue, stop: threading.Event) -> None:
+    """Reader thread: fill fresh arrays straight from the pipe, pair them with their pts, queue them (bounded)."""
+    nbytes = shape[0] * shape[1] * shape[2]
+    result: object = _END
+    try:
+        while not stop.is_set():
+            flat = np.empty(nbytes, dtype=np.uint8)
+            got = proc.read_into(memoryview(flat))
+            if got == 0:
+                break
+            if got < nbytes:
+                raise _StreamEnded(f"ffmpeg output ended inside a frame ({got} of {nbytes} bytes)")
+            index, pts_s = frame_log.next_record()
+            with proc.paused():
+                if not _put(frames, DecodedFrame(flat.reshape(shape), pts_s, index), stop):
+                    return
+    except BaseException as err:  # handed to the consumer, which raises it as DecodeError
+        result = err
+    _put(frames, result, stop)
+
+
+def _put(frames: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Queue ``item``, waiting for room unless the consumer has gone away; False if it has."""
+    while not stop.is_set():
+        try:
+            frames.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False

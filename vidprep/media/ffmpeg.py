@@ -1,0 +1,312 @@
+"""The one place that builds ffmpeg/ffprobe command lines and owns their processes (DESIGN §3).
+
+Every input is opened as ``file:<absolute path>`` with ``-protocol_whitelist file`` and a demuxer whitelist, so a
+crafted file can neither open other files or URLs (HLS, concat, image2 playlists) nor pick an unexpected demuxer.
+Every process is started from an argv list (never a shell), gets ``-nostdin``, has its stderr drained on a thread
+(the last lines are kept for error messages), is killed when it stops making progress or outlives its wall-clock
+limit, and is always waited for, so no ffmpeg is left running or unreaped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import logging
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from vidprep.errors import DependencyError, VidprepError
+
+log = logging.getLogger("vidprep.media.ffmpeg")
+
+#: Demuxers vidprep opens. Each name matches one component of a demuxer's name, e.g. ``mov`` matches
+#: ``mov,mp4,m4a,3gp,3g2,mj2`` and ``matroska`` matches ``matroska,webm``. None of them reads other files or URLs.
+DEMUXERS: tuple[str, ...] = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",  # QuickTime / MP4 family (external data refs stay off by default)
+    "matroska", "webm",
+    "avi",
+    "mpegts",
+    "mpeg",  # MPEG program stream (.mpg, .vob)
+    "mpegvideo",  # raw MPEG-1/2 elementary stream
+    "flv",
+    "ogg",
+    "asf",  # .wmv / .asf
+    "ivf",  # raw VP8/VP9/AV1 in IVF
+    "h264", "hevc", "m4v",  # raw elementary streams
+)
+FORMAT_WHITELIST = ",".join(DEMUXERS)
+PROTOCOL_WHITELIST = "file"
+GLOBAL_ARGS: tuple[str, ...] = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "info")
+INSTALL_HINT = ("install it, e.g. `apt-get install -y ffmpeg` (Debian/Ubuntu), `brew install ffmpeg` (macOS) "
+                "or `conda install ffmpeg`")
+STDERR_TAIL_LINES = 50
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+_PREFIX_RE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+_NOISE_RE = re.compile(r"^(Conversion failed!|Exiting normally|frame=\s*\d+|video:\d+|Last message repeated \d+ times|"
+                       r"\s*(Stream|Metadata|Duration|Input #|Output #|Side data|encoder|handler_name|vendor_id|"
+                       r"major_brand|minor_version|compatible_brands)\b)")
+_WHITELIST_RE = re.compile(r"^\[(\S+) @ 0x[0-9a-f]+\]\s*Format not on whitelist")
+_GENERIC_RE = re.compile(r"(Invalid data found|Invalid argument|Error opening (input|output) file|Error while)")
+
+
+def tool_path(name: str) -> str:
+    """Absolute path of ``ffmpeg`` or ``ffprobe`` on PATH; DependencyError when missing."""
+    found = shutil.which(name)
+    if not found:
+        raise DependencyError(f"{name} not found on PATH: {INSTALL_HINT}")
+    return found
+
+
+def require_ffmpeg() -> None:
+    """Fail early (exit 2) when ffmpeg or ffprobe is missing or does not run."""
+    for name in ("ffmpeg", "ffprobe"):
+        tool_version(tool_path(name))
+
+
+def tool_version(exe: str) -> str:
+    """The version string ``exe -version`` prints on its first line (e.g. ``5.1.9-0+deb12u1``)."""
+    try:
+        out = subprocess.run([exe, "-version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise DependencyError(f"{exe} -version failed ({err}): {INSTALL_HINT}") from None
+    first = out.stdout.decode("utf-8", "replace").splitlines()[:1]
+    match = re.match(r"\S+ version (\S+)", first[0]) if first else None
+    return match.group(1) if match else (first[0] if first else "unknown")
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of ffmpeg and ffprobe, for `vidprep env` and shard metadata."""
+    return {name: tool_version(tool_path(name)) for name in ("ffmpeg", "ffprobe")}
+
+
+def input_url(path: str | Path) -> str:
+    """``file:`` URL of an absolute path, so names with ``:`` or a leading ``-`` never select a protocol or flag."""
+    return "file:" + str(Path(path).absolute())
+
+
+def input_options() -> dict[str, str]:
+    """Per-input options that restrict what ffmpeg/ffprobe may open (ffmpeg-python keyword form)."""
+    return {"format_whitelist": FORMAT_WHITELIST, "protocol_whitelist": PROTOCOL_WHITELIST}
+
+
+def input_args() -> list[str]:
+    """:func:`input_options` as argv, to be placed before ``-i`` (or the ffprobe input)."""
+    return ["-format_whitelist", FORMAT_WHITELIST, "-protocol_whitelist", PROTOCOL_WHITELIST]
+
+
+def with_globals(argv: Sequence[str]) -> list[str]:
+    """Insert the global options right after the program name (ffmpeg-python appends them at the end)."""
+    return [argv[0], *GLOBAL_ARGS, *argv[1:]]
+
+
+def ffprobe_argv(path: str | Path, *args: str) -> list[str]:
+    """An ffprobe command reading ``path`` safely, with ``args`` (e.g. ``-show_streams``) before the input."""
+    return [tool_path("ffprobe"), "-v", "error", "-hide_banner", *input_args(), *args, input_url(path)]
+
+
+def summarize_stderr(lines: Sequence[str]) -> str:
+    """The last meaningful stderr line, prefixed by the one before it when it is only a generic failure."""
+    useful: list[str] = []
+    for raw in lines:
+        line = _clean_line(raw)
+        if line and not _NOISE_RE.match(line) and (not useful or useful[-1] != line):
+            useful.append(line)
+    if not useful:
+        return "no error message from ffmpeg"
+    if len(useful) > 1 and _GENERIC_RE.search(useful[-1]):
+        return f"{useful[-2]}: {useful[-1]}"
+    return useful[-1]
+
+
+def _clean_line(raw: str) -> str:
+    """A stderr line without the ``[demuxer @ 0x..]`` and ``file:/path:`` prefixes; whitelist refusals reworded."""
+    raw = raw.strip()
+    if whitelist := _WHITELIST_RE.match(raw):
+        return f"container format {whitelist.group(1)!r} is not supported"
+    line = _PREFIX_RE.sub("", raw)
+    return re.sub(r"^file:\S.*?: (?=\S)", "", line) if line.startswith("file:") else line
+
+
+@lru_cache(maxsize=1)
+def pixel_formats() -> dict[str, tuple[int, bool]]:
+    """``{pix_fmt: (max component bit depth, has alpha)}`` from ``ffprobe -show_pixel_formats`` (cached)."""
+    out = run_tool([tool_path("ffprobe"), "-v", "error", "-show_pixel_formats", "-of", "json"],
+                   path="ffprobe", timeout_s=30.0, error=DependencyError)
+    table = {}
+    for fmt in json.loads(out).get("pixel_formats", []):
+        depths = [c.get("bit_depth", 8) for c in fmt.get("components", [])] or [8]
+        table[fmt["name"]] = (max(depths), bool(fmt.get("flags", {}).get("alpha")))
+    return table
+
+
+class FfmpegProcess:
+    """One running ffmpeg/ffprobe child: data on stdout, stderr drained on a thread, killed and reaped on close.
+
+    ``idle_timeout_s`` kills the process when it has shown no progress (no stdout data read through
+    :meth:`read_into`, no stderr line) for that long, except while the caller says it is busy itself
+    (:meth:`paused`), so a slow consumer never counts against ffmpeg. ``wall_timeout_s`` is an absolute limit.
+    ``on_line`` sees every stderr line first (and None at end of stream); lines it returns True for are consumed
+    and not kept in the tail.
+    """
+
+    def __init__(self, argv: Sequence[str], *, path: str, on_line: Callable[[str | None], bool] | None = None,
+                 idle_timeout_s: float | None = None, wall_timeout_s: float | None = None,
+                 stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE,
+                 pipe_size: int | None = None) -> None:
+        self.argv = list(argv)
+        self.path = path
+        self.tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.timed_out: str | None = None
+        self._on_line = on_line
+        self._idle = idle_timeout_s
+        self._wall = wall_timeout_s
+        self._deadline = time.monotonic() + wall_timeout_s if wall_timeout_s else None
+        self._last = time.monotonic()
+        self._paused = 0
+        self._stop = threading.Event()
+        log.debug("running %s", " ".join(self.argv))
+        self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, bufsize=0)
+        if pipe_size and self.proc.stdout is not None:
+            grow_pipe(self.proc.stdout.fileno(), pipe_size)
+        self._threads = [threading.Thread(target=self._drain, name="ffmpeg-stderr", daemon=True),
+                         threading.Thread(target=self._watch, name="ffmpeg-watchdog", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def __enter__(self) -> FfmpegProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def touch(self) -> None:
+        """Record progress (resets the idle clock)."""
+        self._last = time.monotonic()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the idle clock while the caller is busy (e.g. waiting for its consumer)."""
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+            self.touch()
+
+    def read_into(self, buf: memoryview) -> int:
+        """Fill ``buf`` from stdout; returns the bytes read (less than ``len(buf)`` only at end of stream)."""
+        stream = self.proc.stdout
+        got, size = 0, len(buf)
+        while got < size:
+            n = stream.readinto(buf[got:])
+            if not n:
+                break
+            got += n
+            self.touch()
+        return got
+
+    def write(self, data: memoryview) -> None:
+        """Write all of ``data`` to stdin (a raw pipe write may be partial)."""
+        view = data.cast("B") if data.ndim != 1 or data.format != "B" else data
+        while view:
+            view = view[self.proc.stdin.write(view):]
+        self.touch()
+
+    def kill(self) -> None:
+        """Kill the process if it is still running (idempotent)."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int:
+        """Wait for exit and for stderr to be fully drained; returns the exit status."""
+        rc = self.proc.wait()
+        self._threads[0].join()
+        return rc
+
+    def close(self) -> None:
+        """Kill if running, reap, stop the helper threads and close the pipes. Safe to call twice."""
+        self.kill()
+        self.proc.wait()
+        self._stop.set()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def failure(self) -> str | None:
+        """Why the finished process failed (timeout or non-zero exit + last stderr lines), or None if it did not."""
+        rc = self.wait()
+        if self.timed_out:
+            return self.timed_out
+        if rc != 0:
+            return f"{Path(self.argv[0]).name} failed (exit {rc}): {summarize_stderr(list(self.tail))}"
+        return None
+
+    def _drain(self) -> None:
+        # Buffered: the pipe itself is unbuffered, and a raw readline() costs one read(2) per byte.
+        for raw in io.BufferedReader(self.proc.stderr, 1 << 16):
+            self.touch()
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not self._feed(line):
+                self.tail.append(line)
+        self._feed(None)
+
+    def _feed(self, line: str | None) -> bool:
+        """Offer a line to ``on_line``; a failing callback is logged, never allowed to stop the draining."""
+        if self._on_line is None:
+            return False
+        try:
+            return bool(self._on_line(line))
+        except Exception:  # noqa: BLE001 - an undrained stderr would deadlock ffmpeg
+            log.exception("%s: stderr line handler failed on %r", self.path, line)
+            return False
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2) and self.proc.poll() is None:
+            now = time.monotonic()
+            if self._deadline is not None and now > self._deadline:
+                self._expire(f"timed out after {self._wall:g} s")
+            elif self._idle is not None and not self._paused and now - self._last > self._idle:
+                self._expire(f"timed out: no progress for {self._idle:g} s")
+
+    def _expire(self, reason: str) -> None:
+        self.timed_out = f"{Path(self.argv[0]).name} {reason}"
+        log.warning("%s: %s, killing %s", self.path, reason, Path(self.argv[0]).name)
+        self.kill()
+
+
+def grow_pipe(fd: int, want: int) -> int:
+    """Enlarge a pipe to ``want`` bytes, capped at /proc/sys/fs/pipe-max-size; returns the size it got."""
+    try:
+        cap = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    except (OSError, ValueError):
+        cap = 1 << 20
+    try:
+        return fcntl.fcntl(fd, F_SETPIPE_SZ, min(max(want, 1 << 16), cap))
+    except OSError:
+        return 0
+
+
+def run_tool(argv: Sequence[str], *, path: str, timeout_s: float, error: type[VidprepError]) -> bytes:
+    """Run a short command to completion and return its stdout; ``error`` (one line naming ``path``) on failure."""
+    with FfmpegProcess(argv, path=path, wall_timeout_s=timeout_s) as proc:
+        out = proc.proc.stdout.read()
+        reason = proc.failure()
+    if reason:
+        raise error(reason, path=path)
+    return out

@@ -1,0 +1,176 @@
+"""probe(path) -> VideoInfo: what ffprobe says about a video's first real video stream, plus display geometry.
+
+Conventions (the decoder relies on them):
+
+- The video stream is the first one that is not an attached picture (cover art): ffmpeg's ``V:0``.
+- ``coded_width``/``coded_height`` are the decoded frame size as ffprobe reports it (``width``/``height``, i.e.
+  after codec cropping, not the macroblock-padded size).
+- ``rotation`` is the clockwise rotation, in degrees (0/90/180/270), that turns a decoded frame into what a player
+  shows. It comes from the display-matrix side data (ffprobe prints the matrix's *counter-clockwise* angle there,
+  so an iPhone portrait video says ``rotation: -90`` and gets 90 here) or, failing that, the legacy ``rotate`` tag
+  (already clockwise). Other angles are rounded to the nearest quarter turn; mirroring in the matrix is ignored.
+- ``width``/``height`` are the displayed size: the width is multiplied by the sample aspect ratio (height kept),
+  then the two are swapped for 90/270 degree rotations.
+- ``vfr`` is a metadata heuristic: the average frame rate differs from ``r_frame_rate`` (ffmpeg's guess of the
+  base rate) by more than 1%. Real timestamps always come from the decoder; nothing downstream trusts it.
+- ``duration_s`` and ``num_frames`` are container metadata and may be missing (None) or wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vidprep.errors import InputError, ProbeError
+from vidprep.media import ffmpeg
+from vidprep.types import VideoInfo
+
+log = logging.getLogger("vidprep.media.probe")
+
+VFR_TOLERANCE = 0.01
+INTERLACED_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+
+
+def probe(path: str | Path, *, timeout_s: float = 30.0) -> VideoInfo:
+    """Read a video's metadata with ffprobe.
+
+    Raises:
+        InputError: the path does not exist or is not a regular file.
+        ProbeError: empty file, not a readable video, no video stream, or ffprobe timed out.
+    """
+    p = check_regular_file(path)
+    if p.stat().st_size == 0:
+        raise ProbeError("empty file (0 bytes)", path=str(p))
+    argv = ffmpeg.ffprobe_argv(p, "-show_streams", "-show_format", "-of", "json")
+    data = _parse_json(ffmpeg.run_tool(argv, path=str(p), timeout_s=timeout_s, error=ProbeError), p)
+    streams = data.get("streams") or []
+    video = first_video_stream(streams)
+    if video is None:
+        kinds = sorted({s.get("codec_type", "unknown") for s in streams}) or ["none"]
+        raise ProbeError(f"no video stream (streams: {', '.join(kinds)})", path=str(p))
+    has_audio = any(s.get("codec_type") == "audio" for s in streams)
+    return _video_info(p, video, data.get("format") or {}, has_audio=has_audio)
+
+
+def count_video_packets(path: str | Path, *, timeout_s: float = 120.0) -> int:
+    """Number of packets of the video stream, by demuxing the whole file (fast: no decoding).
+
+    This is the frame count for nearly every file; it is higher when the container marks packets to be discarded
+    (edit lists) and can differ for broken streams. Counts used for output always come from decoding.
+    """
+    p = check_regular_file(path)
+    argv = ffmpeg.ffprobe_argv(p, "-select_streams", "V:0", "-count_packets",
+                               "-show_entries", "stream=nb_read_packets", "-of", "json")
+    streams = _parse_json(ffmpeg.run_tool(argv, path=str(p), timeout_s=timeout_s, error=ProbeError), p).get("streams")
+    try:
+        return int(streams[0]["nb_read_packets"])
+    except (TypeError, IndexError, KeyError, ValueError):
+        raise ProbeError("could not count video packets", path=str(p)) from None
+
+
+def check_regular_file(path: str | Path) -> Path:
+    """The absolute path (symlinks kept), or InputError when it is missing or not a regular file."""
+    p = Path(path).absolute()
+    if not p.exists():
+        raise InputError("no such file", path=str(p))
+    if not p.is_file():
+        raise InputError("not a regular file", path=str(p))
+    return p
+
+
+def first_video_stream(streams: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first video stream that is not an attached picture (matches ffmpeg's ``V:0``)."""
+    for stream in streams:
+        if stream.get("codec_type") == "video" and not (stream.get("disposition") or {}).get("attached_pic"):
+            return stream
+    return None
+
+
+def _parse_json(raw: bytes, p: Path) -> dict[str, Any]:
+    try:
+        return json.loads(raw or b"{}")
+    except json.JSONDecodeError as err:
+        raise ProbeError(f"unreadable ffprobe output ({err})", path=str(p)) from None
+
+
+def _video_info(p: Path, s: dict[str, Any], fmt: dict[str, Any], *, has_audio: bool) -> VideoInfo:
+    coded_w, coded_h = int(s.get("width") or 0), int(s.get("height") or 0)
+    if coded_w <= 0 or coded_h <= 0:
+        raise ProbeError(f"video stream has no frame size ({s.get('codec_name', 'unknown codec')})", path=str(p))
+    sar = parse_ratio(s.get("sample_aspect_ratio")) or 1.0
+    rotation = rotation_of(s)
+    width, height = display_size(coded_w, coded_h, sar, rotation)
+    avg, real = parse_ratio(s.get("avg_frame_rate")), parse_ratio(s.get("r_frame_rate"))
+    pix_fmt = s.get("pix_fmt") or "unknown"
+    depth, alpha = ffmpeg.pixel_formats().get(pix_fmt, (8, False))
+    return VideoInfo(
+        path=str(p), container=fmt.get("format_name", "unknown"), codec=s.get("codec_name", "unknown"),
+        pix_fmt=pix_fmt, coded_width=coded_w, coded_height=coded_h, width=width, height=height,
+        rotation=rotation, sar=sar, avg_fps=avg or real, real_fps=real or avg, vfr=is_vfr(avg, real),
+        duration_s=_positive(s.get("duration")) or _positive(fmt.get("duration")),
+        start_time_s=_float(s.get("start_time"), _float(fmt.get("start_time"), 0.0)),
+        num_frames=_int(s.get("nb_frames")), has_audio=has_audio, bit_depth=depth, has_alpha=alpha,
+        interlaced=s.get("field_order") in INTERLACED_ORDERS,
+    )
+
+
+def rotation_of(stream: dict[str, Any]) -> int:
+    """Clockwise display rotation (0/90/180/270) from display-matrix side data, else the legacy ``rotate`` tag."""
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            return normalize_rotation(-float(side["rotation"]))
+    tag = (stream.get("tags") or {}).get("rotate")
+    return normalize_rotation(float(tag)) if tag not in (None, "") else 0
+
+
+def normalize_rotation(degrees_cw: float) -> int:
+    """Round to the nearest quarter turn and wrap into [0, 360)."""
+    return int(round(degrees_cw / 90.0)) % 4 * 90
+
+
+def display_size(coded_w: int, coded_h: int, sar: float, rotation: int) -> tuple[int, int]:
+    """Square-pixel, rotated size a player shows: width scaled by SAR, then swapped for quarter turns."""
+    width = max(1, round(coded_w * sar))
+    return (coded_h, width) if rotation in (90, 270) else (width, coded_h)
+
+
+def is_vfr(avg_fps: float, real_fps: float) -> bool:
+    """Variable frame rate heuristic: average and base frame rates disagree by more than 1%."""
+    if avg_fps <= 0 or real_fps <= 0:
+        return False
+    return abs(avg_fps - real_fps) / real_fps > VFR_TOLERANCE
+
+
+def parse_ratio(text: str | None) -> float:
+    """``"30000/1001"`` or ``"2:1"`` -> float; 0.0 for missing, ``0/0`` or malformed values."""
+    if not text:
+        return 0.0
+    num, _, den = str(text).replace(":", "/").partition("/")
+    try:
+        value = Fraction(int(num), int(den or 1))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return float(value) if value > 0 else 0.0
+
+
+def _float(text: Any, default: float) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _positive(text: Any) -> float | None:
+    value = _float(text, 0.0)
+    return value if value > 0 else None
+
+
+def _int(text: Any) -> int | None:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
