@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,18 +40,31 @@ def make_video(name: str, width: int, height: int, rate: int, seconds: float, *,
     return path
 
 
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(code)\n"
+)
+
+
 def run_measured(argv: Sequence[str], *, env: dict | None = None) -> tuple[float, int]:
-    """Run a command to completion; return (wall seconds, peak RSS in bytes of the child and its descendants)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0,):
-        err = proc.stderr.read().decode("utf-8", "replace")[-800:] if proc.stderr else ""
-        raise RuntimeError(f"{' '.join(map(str, argv[:4]))}... exited {proc.returncode}: {err}")
-    return wall, usage.ru_maxrss * 1024
+    """Run a command to completion; return (wall seconds, peak RSS in bytes of the command and its descendants).
+
+    The command is started by a tiny launcher process: a child forked straight from this (large, torch-holding)
+    process would count the parent's shared pages in its peak RSS. stderr goes to a temp file (a pipe nobody reads
+    would fill and stall a chatty ffmpeg), read only on failure.
+    """
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *map(str, argv)], stdout=subprocess.PIPE,
+                              stderr=err, env={**os.environ, **(env or {})})
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode("utf-8", "replace")[-800:]
+            raise RuntimeError(f"{' '.join(map(str, argv[:4]))}... exited {proc.returncode}: {tail}")
+    return wall, int(proc.stdout.split()[-1]) * 1024
 
 
 def best_of(repeats: int, argv: Sequence[str], **kwargs: object) -> tuple[float, int]:

@@ -166,18 +166,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short inputs (smoke run)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rss-only", action="store_true", help="only the peak-RSS rows")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     a720 = make_video("a720_10s.mp4" if args.quick else "a720_60s.mp4", 1280, 720, 30, 10 if args.quick else 60)
-    b480 = make_video("b480_10s.mp4", 854, 480, 25, 4 if args.quick else 10) if not args.quick else \
-        make_video("b480_4s.mp4", 854, 480, 25, 4)
-    rows = [limit_case("resnet18 fps1 a720 (decode-bound)", a720, "resnet18", ["--fps", "1"], args.device, None),
-            limit_case("r2plus1d_18 clip16 b480 (model-bound)", b480, "r2plus1d_18",
-                       ["--clip-frames", "16", "--size", "128"], args.device, 16),
-            naive_case(b480, args.device)]
+    b480 = make_video("b480_4s.mp4" if args.quick else "b480_10s.mp4", 854, 480, 25, 4 if args.quick else 10)
+    rows = [] if args.rss_only else [
+        limit_case("resnet18 fps1 a720 (decode-bound)", a720, "resnet18", ["--fps", "1"], args.device, None),
+        limit_case("r2plus1d_18 clip16 b480 (model-bound)", b480, "r2plus1d_18", ["--clip-frames", "16", "--size",
+                   "128"], args.device, 16),
+        naive_case(b480, args.device),
+    ]
     rows += rss_rows(args.device, args.quick)
-    report("features", ["case", "items", "batch", "decode_s", "model_items_per_s", "limit_items_per_s",
-                        "e2e_items_per_s", "ratio", "naive_s", "cli_s", "cli_ratio", "peak_rss_mib"], rows,
+    columns = ["case", "items", "batch", "decode_s", "model_items_per_s", "limit_items_per_s", "e2e_items_per_s",
+               "ratio", "naive_s", "cli_s", "cli_ratio", "peak_rss_mib"]
+    report("features_rss" if args.rss_only else "features", columns, rows,
            {"device": args.device, "targets": "ratio >= 0.85 (limit cases); naive ratio >= 3; "
                                               "c1080 rss < 2048 MiB; rss long/short <= 1.10"})
 

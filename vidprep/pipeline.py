@@ -51,10 +51,12 @@ class RunSummary:
     seconds: float = 0.0
     errors: list[dict] = field(default_factory=list)
 
+    failed_earlier: int = 0
+
     @property
     def exit_code(self) -> int:
-        """0 when nothing failed, 3 when any input failed."""
-        return EXIT_PARTIAL if self.videos_failed else EXIT_OK
+        """0 when every input of this run is in a shard, 3 when any failed (now or in a resumed earlier run)."""
+        return EXIT_PARTIAL if self.videos_failed or self.failed_earlier else EXIT_OK
 
 
 def config_record(config: RunConfig) -> dict:
@@ -106,13 +108,13 @@ def run(
     from vidprep.media.ffmpeg import require_ffmpeg
 
     started = time.monotonic()
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()
     record = config_record(config)
     if listed.videos:
         require_ffmpeg()
     labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
-    _check_stage_setup(job)
+    _check_stage_setup(job, options.executor)
     prepare_output(out, record, options.overwrite)
     units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
     summary = RunSummary(str(out), videos_failed=len(listed.problems))
@@ -130,18 +132,39 @@ def run(
         if on_unit is not None:
             on_unit(result)
     _finish(out, config, fmt, summary, len(partition(listed.videos, config.videos_per_shard)) or None)
+    mine = {item.video_id for unit in units for item in unit.items}
+    summary.failed_earlier = max(0, sum(1 for e in summary.errors if e.get("video_id") in mine) - summary.videos_failed)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _check_stage_setup(job: Job) -> None:
-    """Build this process's stage objects now, so bad weights or a missing --stats-from file exit 2 before any
-    decoding (the serial executor then reuses them; pool workers build their own)."""
+def _check_stage_setup(job: Job, executor: str | None) -> None:
+    """Fail with exit 2 before any decoding on bad weights or a missing --stats-from file.
+
+    The serial executor builds its stage objects here once and reuses them; other executors only check the weights
+    (their workers build the model on their own devices, which the driver may not have).
+    """
     feats = job.config.features
     if feats is not None and feats.stats_from and not Path(feats.stats_from).is_file():
         raise UsageError("--stats-from: normalization file not found", path=feats.stats_from)
-    if feats is not None or job.config.augment is not None:
-        context_for(job)
+    from vidprep.executors import default_executor
+
+    if (executor or default_executor()) == "serial":
+        if feats is not None or job.config.augment is not None:
+            context_for(job)
+    elif feats is not None:
+        _check_weights(feats)
+
+
+def _check_weights(feats: object) -> None:
+    from vidprep.stages.models import ensure_hub_file, get_spec, read_state_dict, resolve_weights
+
+    spec = get_spec(feats.model)
+    choice = resolve_weights(spec, feats.weights)
+    if choice.source == "file":
+        read_state_dict(Path(choice.id))
+    elif choice.source == "torchvision":
+        ensure_hub_file(choice.enum, spec.name)
 
 
 def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary) -> Iterator[tuple]:

@@ -104,7 +104,7 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
         write_preview(listed, cfg, stage, options["preview"])
     if options["json_out"]:
         emit_json({k: v for k, v in asdict(summary).items()} | {"exit_code": summary.exit_code})
-    if summary.videos_failed or listed.problems:
+    if summary.exit_code or listed.problems:
         raise typer.Exit(EXIT_PARTIAL)
 
 
