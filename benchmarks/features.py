@@ -15,7 +15,8 @@ Rows:
   in-process with the library (`vidprep.pipeline.run`, warm imports) and as the real CLI (cold start included);
 - naive baseline: OpenCV decodes every frame of b480, torchvision preprocessing per frame, one frame at a time
   through resnet18 in fp32; compared with `vidprep features --every 1` on the same file;
-- peak RSS of the CLI: r2plus1d_18 on c1080, and resnet18 on a 10 s vs a 120 s input.
+- peak RSS of the CLI: r2plus1d_18 on c1080, and resnet18 on a 30 s vs a 120 s input (a 10 s input at 2 fps
+  never fills one 32-frame batch, so its peak is lower for that reason alone).
 Writes benchmarks/results/features.json. Weights are random (`none`): the cost is the same as pretrained.
 """
 
@@ -154,7 +155,7 @@ def rss_rows(device: str, quick: bool) -> list[dict]:
     wall, rss = cli_run(c1080, "r2plus1d_18", [], device)
     rows.append({"case": "rss r2plus1d_18 c1080 (default 15 fps, 16-frame clips)", "cli_s": wall,
                  "peak_rss_mib": rss / 2**20})
-    for seconds in (10, 30 if quick else 120):
+    for seconds in (10, 30) if quick else (30, 120):  # both long enough to fill whole batches
         path = make_video(f"feat_rss_{seconds}s.mp4", 854, 480, 25, seconds)
         wall, rss = cli_run(path, "resnet18", ["--fps", "2"], device)
         rows.append({"case": f"rss resnet18 fps2 {seconds}s", "cli_s": wall, "peak_rss_mib": rss / 2**20})
