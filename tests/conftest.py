@@ -5,6 +5,7 @@ Number-encoded videos (see tests/videos.py) let a test check which source frame 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -118,3 +119,14 @@ def odd_size_video(make_video: Callable[..., Path]) -> Path:
     """17x11 pixels, H.264 4:4:4 (odd sizes catch width/height swaps and chroma rounding)."""
     return make_video("odd_17x11.mp4", "-vf", "scale=17:11,format=yuv444p", "-c:v", "libx264", "-preset", "veryfast",
                       source="testsrc2=size=34x22:rate=25")
+
+
+@pytest.fixture(scope="session")
+def six_videos(make_video: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six tiny videos of different sources and lengths in one directory."""
+    root = tmp_path_factory.mktemp("six")
+    sources = ["testsrc2", "mandelbrot", "smptebars", "testsrc", "rgbtestsrc", "yuvtestsrc"]
+    for i, src in enumerate(sources):
+        path = make_video(f"six_{i}.mp4", source=f"{src}=size=64x48:rate=25", seconds=0.6 + 0.2 * i)
+        os.link(path, root / f"v{i}.mp4")
+    return root

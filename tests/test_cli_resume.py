@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -11,17 +10,6 @@ import numpy as np
 import pytest
 
 from clihelp import VIDPREP, cli, read_videos, shard_paths, vidprep
-
-
-@pytest.fixture(scope="session")
-def six_videos(make_video, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six tiny videos of different sources and lengths in one directory."""
-    root = tmp_path_factory.mktemp("six")
-    sources = ["testsrc2", "mandelbrot", "smptebars", "testsrc", "rgbtestsrc", "yuvtestsrc"]
-    for i, src in enumerate(sources):
-        path = make_video(f"six_{i}.mp4", source=f"{src}=size=64x48:rate=25", seconds=0.6 + 0.2 * i)
-        os.link(path, root / f"v{i}.mp4")
-    return root
 
 
 def _assert_same_output(a: Path, b: Path) -> None:

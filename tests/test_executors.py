@@ -28,14 +28,9 @@ FEATURES = ["--model", "resnet18", "--weights", "none", "--fps", "4", "--size", 
 
 
 @pytest.fixture(scope="module")
-def videos(make_video, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def videos(six_videos: Path) -> Path:
     """Six tiny videos of different sources and lengths (3 work units of 2)."""
-    root = tmp_path_factory.mktemp("exe")
-    sources = ["testsrc2", "mandelbrot", "smptebars", "testsrc", "rgbtestsrc", "yuvtestsrc"]
-    for i, src in enumerate(sources):
-        path = make_video(f"exe_{i}.mp4", source=f"{src}=size=64x48:rate=25", seconds=0.6 + 0.2 * i)
-        os.link(path, root / f"v{i}.mp4")
-    return root
+    return six_videos
 
 
 @pytest.fixture(scope="module")
