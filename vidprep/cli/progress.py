@@ -45,7 +45,8 @@ class Progress:
             self._bar.update(self._task, completed=self.videos, stats=self._stats())
         elif not self.quiet and (time.monotonic() - self.last >= self.every_s or self.units == self.total_units):
             self.last = time.monotonic()
-            log.info("%d/%d videos, %s", self.videos, self.total_videos, self._stats())
+            done = f"{self.videos}/{self.total_videos}" if self.total_videos else str(self.videos)
+            log.info("%s videos, %s", done, self._stats())
 
     def _stats(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)

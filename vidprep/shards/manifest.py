@@ -146,7 +146,7 @@ def merge(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     for s in other.get("shards", []):
         old = shards.get(s["name"])
         if old and old.get("sha256") != s.get("sha256"):
-            log.info("manifest entry for %s replaced (shard rewritten)", s["name"])
+            log.debug("manifest entry for %s replaced (shard rewritten)", s["name"])
         shards[s["name"]] = s
     out = {**empty_manifest(), **base, **{k: v for k, v in other.items() if v is not None}}
     out["config"] = other.get("config") or base.get("config")
