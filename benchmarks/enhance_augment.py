@@ -5,8 +5,7 @@ Usage::
     python benchmarks/enhance_augment.py [--seconds 10] [--frames 90] [--repeats 3]
 
 Makes ``benchmarks/media/testsrc2_720p.mp4`` (ffmpeg lavfi testsrc2 + temporal noise, H.264) once, decodes it at
-720p and at 224 px (short side) with ``vidprep.media.decode`` (falling back to an ``ffmpeg ... -f rawvideo`` pipe
-read in Python when that module cannot be imported), then times every white-balance and contrast method and a
+720p and at 224 px (short side) with ``vidprep.media.decode``, then times every white-balance and contrast method and a
 rotate + scale + crop (+ flip) augmentation on the decoded frames, in the same run. Prints a table and writes
 ``benchmarks/results/enhance_augment.json``. Target: every enhancement at 224 px costs <= 0.5x decoding.
 
@@ -88,34 +87,6 @@ def decode_vidprep(path: Path, short_side: int | None, keep: int) -> tuple[float
     return time.perf_counter() - start, count, np.stack(kept) if kept else np.empty((0, 1, 1, 3), np.uint8)
 
 
-def decode_pipe(path: Path, short_side: int | None, keep: int) -> tuple[float, int, np.ndarray]:
-    """Fallback decoder: an ffmpeg rawvideo pipe read in Python (same output as vidprep's decoder, no pts)."""
-    w, h = SOURCE_WH
-    if short_side:
-        w, h = (round(w * short_side / h), short_side) if w >= h else (short_side, round(h * short_side / w))
-    argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", f"file:{path}", "-vf", f"scale={w}:{h}",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
-    start = time.perf_counter()
-    kept, count, size = [], 0, w * h * 3
-    with subprocess.Popen(argv, stdout=subprocess.PIPE) as proc:
-        while len(buf := proc.stdout.read(size)) == size:
-            if count < keep:
-                kept.append(np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy())
-            count += 1
-    return time.perf_counter() - start, count, np.stack(kept) if kept else np.empty((0, 1, 1, 3), np.uint8)
-
-
-def pick_decoder() -> tuple[str, Callable[[Path, int | None, int], tuple[float, int, np.ndarray]]]:
-    """vidprep's decoder when importable, else the ffmpeg pipe."""
-    try:
-        import vidprep.media.decode  # noqa: F401
-        import vidprep.media.probe  # noqa: F401
-    except ImportError as err:
-        print(f"vidprep.media.decode unavailable ({err}); timing an ffmpeg rawvideo pipe instead", file=sys.stderr)
-        return "ffmpeg rawvideo pipe", decode_pipe
-    return "vidprep.media.decode", decode_vidprep
-
-
 def best_of(repeats: int, fn: Callable[[], int]) -> float:
     """Smallest seconds-per-frame over ``repeats`` runs of ``fn`` (which returns the frames it processed)."""
     best = float("inf")
@@ -188,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-repeats", type=int, default=2, help="full decodes per size (the best is kept)")
     args = parser.parse_args(argv)
     path = make_video(args.seconds)
-    decoder_name, decoder = pick_decoder()
+    decoder_name, decoder = "vidprep.media.decode", decode_vidprep
     results = [bench_size(path, label, side, decoder, args) for label, side in SIZES.items()]
     print_table(results, decoder_name)
     at_224 = next(r for r in results if r["size"] == "224px")
