@@ -33,8 +33,8 @@ CLASSES = {
     "patterns": [f"testsrc2={SIZE},{BRIGHT}", f"testsrc2={SIZE},hue=h=90,{BRIGHT}", f"testsrc={SIZE},{BRIGHT}",
                  f"testsrc={SIZE},hflip,hue=h=180,{BRIGHT}", f"smptebars={SIZE},{BRIGHT}"],
     "textures": [f"mandelbrot={SIZE},{DARK_NOISY}", f"mandelbrot={SIZE}:maxiter=80:start_scale=2:end_scale=0.5,"
-                 f"{DARK_NOISY}", f"life={SIZE}:mold=10:ratio=0.3,{DARK_NOISY}", f"life={SIZE}:ratio=0.6,{DARK_NOISY}",
-                 f"cellauto={SIZE}:rule=110,{DARK_NOISY}"],
+                 f"{DARK_NOISY}", f"life={SIZE}:mold=10:ratio=0.3:seed=11,{DARK_NOISY}", f"life={SIZE}:ratio=0.6:seed=12,{DARK_NOISY}",
+                 f"cellauto={SIZE}:rule=110:seed=13,{DARK_NOISY}"],
 }
 VIDEOS_PER_CLASS = len(CLASSES["patterns"])
 CLIPS_PER_VIDEO = 6  # 25 frames in clips of 4, tail dropped
