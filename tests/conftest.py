@@ -122,6 +122,15 @@ def odd_size_video(make_video: Callable[..., Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def interlaced_video(make_video: Callable[..., Path]) -> Path:
+    """2 s of 25i H.264 (top field first) woven from 50p testsrc2 scrolling 6 px per field: fields comb."""
+    return make_video("interlaced.mkv", "-vf", "tinterlace=interleave_top,setfield=tff", "-c:v", "libx264",
+                      "-preset", "veryfast", "-pix_fmt", "yuv420p", "-flags", "+ildct+ilme",
+                      "-x264-params", "interlaced=1:tff=1", source="testsrc2=size=160x120:rate=50,scroll=h=0.04",
+                      seconds=2.0)
+
+
+@pytest.fixture(scope="session")
 def six_videos(make_video: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six tiny videos of different sources and lengths in one directory."""
     root = tmp_path_factory.mktemp("six")

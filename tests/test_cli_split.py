@@ -188,3 +188,19 @@ def test_bad_options_fail_before_decoding(numbered_video: Path, tmp_path: Path) 
     assert not (tmp_path / "o").exists()
     res = cli("split", numbered_video, "-o", tmp_path / "o", "--tail", "sometimes")
     assert res.exit_code == 2 and "--tail" in res.stderr
+
+
+def test_deinterlace_option(interlaced_video: Path, tmp_path: Path) -> None:
+    stored = {}
+    for mode in ("auto", "off"):
+        out = tmp_path / mode
+        res = cli("split", interlaced_video, "-o", out, "--fps", "5", "--deinterlace", mode, "--executor", "serial")
+        assert res.exit_code == 0, res.stderr
+        stored[mode] = read_videos(out)["interlaced.mkv"]
+    assert stored["auto"]["index"].tolist() == stored["off"]["index"].tolist() == list(range(0, 50, 5))
+    woven = stored["off"]["rgb"].astype(np.int16)
+    deinterlaced = stored["auto"]["rgb"].astype(np.int16)
+    adjacent_rows = [np.abs(np.diff(v, axis=1)).mean() for v in (woven, deinterlaced)]
+    assert adjacent_rows[0] > 2 * adjacent_rows[1]  # measured 4.5x
+    res = cli("split", interlaced_video, "-o", tmp_path / "bad", "--deinterlace", "maybe")
+    assert res.exit_code == 2 and "--deinterlace" in res.stderr

@@ -256,3 +256,35 @@ def test_idle_clock_stops_while_caller_is_busy() -> None:
         assert proc.timed_out is None and proc.proc.poll() is None
         reason = proc.failure()
     assert reason is not None and "no progress" in reason
+
+
+def combing(frames: list[DecodedFrame]) -> float:
+    """Mean |row y - row y+1| over |row y - row y+2|: about 1 for progressive pictures, well above for woven fields."""
+    rows = np.stack([f.rgb for f in frames]).astype(np.float32).mean(axis=3)
+    return float(np.abs(np.diff(rows, axis=1)).mean() / np.abs(rows[:, 2:] - rows[:, :-2]).mean())
+
+
+def test_deinterlace_auto_weaves_flagged_streams_and_keeps_frames(interlaced_video: Path) -> None:
+    info = probe(interlaced_video)
+    assert info.interlaced
+    off, auto, on = (frames_of(interlaced_video, deinterlace=m) for m in ("off", "auto", "on"))
+    assert len(off) == len(auto) == len(on) == 50
+    for other in (auto, on):
+        assert [f.pts_s for f in other] == [f.pts_s for f in off]
+        assert [f.index for f in other] == [f.index for f in off]
+    assert combing(off) > 1.5 * combing(auto)  # the fixture combs, and bwdif removes it
+    assert combing(on) == pytest.approx(combing(auto), rel=0.05)
+    assert "bwdif" in " ".join(decode_argv(info, deinterlace="auto"))
+    sampled = frames_of(interlaced_video, Sampling("fps", 5), deinterlace="auto")
+    assert [f.index for f in sampled] == list(range(0, 50, 5))
+
+
+def test_deinterlace_auto_leaves_progressive_streams_alone(numbered_video: Path) -> None:
+    info = probe(numbered_video)
+    assert not info.interlaced
+    assert "bwdif" not in " ".join(decode_argv(info))
+    assert "bwdif" in " ".join(decode_argv(info, deinterlace="on"))
+    on = frames_of(numbered_video, deinterlace="on")
+    assert [f.index for f in on] == list(range(60)) == numbers(on)
+    with pytest.raises(ConfigError, match="deinterlace"):
+        decode(info, deinterlace="yes")

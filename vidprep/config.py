@@ -43,6 +43,7 @@ class SplitConfig(_Model):
     size: int | None = None
     resize: str | None = None
     center_crop: int | None = None
+    deinterlace: Literal["auto", "on", "off"] = "auto"
     clip_frames: int | None = None
     stride: int | None = None
     clip_seconds: float | None = None

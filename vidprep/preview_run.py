@@ -29,7 +29,8 @@ def _first_frames(listed: InputList, cfg: RunConfig, clips: int, frames: int) ->
         if len(out) == clips:
             return out
         try:
-            stream = decode(probe(item.path), cfg.split.sampling(), cfg.split.size_spec(), timeout_s=cfg.timeout_s)
+            stream = decode(probe(item.path), cfg.split.sampling(), cfg.split.size_spec(), timeout_s=cfg.timeout_s,
+                            max_pixels=cfg.max_pixels, deinterlace=cfg.split.deinterlace)
             got = [f.rgb for f in itertools.islice(stream, frames)]
             stream.close()
         except VidprepError as err:

@@ -162,8 +162,8 @@ class VideoProcessor:
             self.v = self.sink.add_video(item.video_id, printable_path(item.path), video_meta(info))
             self.stage = "decode"
             split = self.cfg.split
-            frames = decode(info, split.sampling(), split.size_spec(),
-                            timeout_s=self.cfg.timeout_s, max_pixels=self.cfg.max_pixels)
+            frames = decode(info, split.sampling(), split.size_spec(), timeout_s=self.cfg.timeout_s,
+                            max_pixels=self.cfg.max_pixels, deinterlace=split.deinterlace)
             return self._stages(item.video_id, chunked(frames, CHUNK), None, self.job.labels.of(item.video_id))
 
         return self._guard(VideoResult(item.video_id, item.path), body)

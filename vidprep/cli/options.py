@@ -65,6 +65,7 @@ SPLIT_OPTS = (
     _o("size", Optional[int], "--size", help="Scale so the short side is S pixels.", panel=_SPLIT),
     _o("resize", Optional[str], "--resize", help="Scale to exactly WxH (e.g. 320x240).", panel=_SPLIT),
     _o("center_crop", Optional[int], "--center-crop", help="Center-crop to an N x N square after scaling.", panel=_SPLIT),
+    _o("deinterlace", Optional[str], "--deinterlace", help="auto (streams flagged interlaced, default) | on | off.", panel=_SPLIT),
     _o("clip_frames", Optional[int], "--clip-frames", help="Clips of T sampled frames.", panel=_SPLIT),
     _o("stride", Optional[int], "--stride", help="Step between clip starts, in sampled frames (default T).", panel=_SPLIT),
     _o("clip_seconds", Optional[float], "--clip-seconds", help="Clips of X seconds of real time.", panel=_SPLIT),
