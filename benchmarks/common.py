@@ -23,8 +23,11 @@ RESULTS = HERE / "results"
 VIDPREP = [sys.executable, "-m", "vidprep"]
 
 
-def make_video(name: str, width: int, height: int, rate: int, seconds: float, *, noise: int = 12) -> Path:
-    """testsrc2 with temporal noise (so decoding costs what real footage costs), H.264 veryfast; made once."""
+def make_video(name: str, width: int, height: int, rate: int, seconds: float, *, noise: int = 12,
+               gop: int | None = None) -> Path:
+    """testsrc2 with temporal noise (so decoding costs what real footage costs), H.264 veryfast; made once.
+
+    ``gop`` sets the keyframe interval in frames (x264's default is 250)."""
     MEDIA.mkdir(parents=True, exist_ok=True)
     path = MEDIA / name
     if not path.exists():
@@ -33,7 +36,7 @@ def make_video(name: str, width: int, height: int, rate: int, seconds: float, *,
             ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
              "-i", f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}",
              "-vf", f"noise=alls={noise}:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-             "-f", "mp4", str(tmp)],
+             *(["-g", str(gop)] if gop else []), "-f", "mp4", str(tmp)],
             check=True,
         )
         tmp.rename(path)

@@ -17,7 +17,14 @@ the same comparison in work done, which other load on a shared machine disturbs 
 are source frames per second; runs are interleaved and the best of ``--repeats`` is kept, since the machine is
 shared. The full-resolution case pays for moving every frame through a pipe (one kernel copy each side), which
 the /dev/null baseline does not. Peak RSS: a child process decodes a 10 s and a 120 s 360p video (every frame)
-and reports its own ru_maxrss; target: within 10%. Writes benchmarks/results/decode.json.
+and reports its own ru_maxrss; target: within 10%.
+
+Sparse sampling (``c_sparse``): 16 frames spread over a long video (``uniform=16``) and ``fps=0.5``, at short side
+224, on a 300 s 720p video with x264's default keyframe interval (250 frames) and one with a keyframe every second
+(as phones record). ``speedup`` = wall time of the sequential decode (``seek=False``) / wall time of the default
+decode, which seeks when its plan costs under half a full decode (:mod:`vidprep.media.seek`); ``vs_null`` = plain
+``ffmpeg -f null`` of the whole file / the default decode (above 1: faster than merely decoding every frame); the
+frames are checked to be identical. Writes benchmarks/results/decode.json.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -88,6 +97,37 @@ def measure_case(path: Path, case: str, repeats: int) -> dict:
             "cpu_ratio_raw": cpu["raw"] / cpu["vidprep"], "ok": rates["vidprep"] / rates["raw"] >= RATIO_TARGET}
 
 
+SPARSE_CASES = {"uniform16": Sampling("uniform", 16), "fps0.5": Sampling("fps", 0.5)}
+
+
+def timed_frames(path: Path, sampling: Sampling, *, seek: bool) -> tuple[float, list]:
+    """Wall seconds and frames of one decode at short side 224."""
+    info = probe(path)
+    start = time.perf_counter()
+    frames = list(decode(info, sampling, SizeSpec(short_side=224), seek=seek))
+    return time.perf_counter() - start, frames
+
+
+def measure_sparse(path: Path, repeats: int) -> list[dict]:
+    """Seek-planned vs sequential decode of sparse samplings, against ``ffmpeg -f null`` of the whole file."""
+    null_argv = [tool_path("ffmpeg"), "-nostdin", "-hide_banner", "-i", str(path), "-f", "null", "-"]
+    null_wall = min(timed(null_argv)[0] for _ in range(repeats))
+    rows = []
+    for name, sampling in SPARSE_CASES.items():
+        seek_wall = seq_wall = float("inf")
+        for _ in range(repeats):
+            wall, seek_frames = timed_frames(path, sampling, seek=True)
+            seek_wall = min(seek_wall, wall)
+            wall, seq_frames = timed_frames(path, sampling, seek=False)
+            seq_wall = min(seq_wall, wall)
+        same = [(f.index, f.pts_s) for f in seek_frames] == [(f.index, f.pts_s) for f in seq_frames] and all(
+            np.array_equal(a.rgb, b.rgb) for a, b in zip(seek_frames, seq_frames))
+        rows.append({"case": f"c_sparse_{name}", "video": path.name, "out_frames": len(seek_frames),
+                     "seek_s": seek_wall, "sequential_s": seq_wall, "null_s": null_wall,
+                     "speedup": seq_wall / seek_wall, "vs_null": null_wall / seek_wall, "ok": same})
+    return rows
+
+
 def rss_child(path: str) -> None:
     """(child mode) Decode every frame of ``path`` and print this process's and ffmpeg's peak RSS as JSON."""
     count = sum(1 for _ in decode(probe(path)))
@@ -124,6 +164,13 @@ def inputs(quick: bool) -> tuple[list[Path], tuple[Path, Path]]:
     return videos, pair
 
 
+def sparse_inputs(quick: bool) -> list[Path]:
+    """Long 720p videos with a long (x264 default) and a 1 s keyframe interval, made once."""
+    seconds = 60 if quick else 300
+    return [make_video(f"dec_720p30_{seconds}s.mp4", 1280, 720, 30, seconds),
+            make_video(f"dec_720p30_{seconds}s_gop30.mp4", 1280, 720, 30, seconds, gop=30)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short videos, one repeat: a smoke run")
@@ -137,8 +184,10 @@ def main() -> None:
     videos, pair = inputs(args.quick)
     rows = [measure_case(video, case, repeats) for video in videos for case in CASES]
     rows += measure_rss(*pair)
+    rows += [row for video in sparse_inputs(args.quick) for row in measure_sparse(video, repeats)]
     columns = ["case", "video", "src_frames", "out_frames", "vidprep_fps", "raw_fps", "null_fps", "ratio_raw",
-               "ratio_null", "cpu_ratio_raw", "rss_python_mb", "rss_ffmpeg_mb", "rss_ratio", "ok"]
+               "ratio_null", "cpu_ratio_raw", "rss_python_mb", "rss_ffmpeg_mb", "rss_ratio", "seek_s",
+               "sequential_s", "null_s", "speedup", "vs_null", "ok"]
     report("decode", columns, rows, {"targets": {"ratio_raw": RATIO_TARGET, "rss_ratio": RSS_TARGET},
                                      "quick": args.quick, "repeats": repeats})
 

@@ -18,9 +18,17 @@ Sampling rules (``t`` = seconds since the first decoded frame, ``n`` = decoded-f
   than F yields all its frames.
 - ``every=N``: ordinals 0, N, 2N, ...
 - ``uniform=N``: the frame in the middle of each of N equal ordinal segments, ``floor((2k+1)*T/(2N))``, where T is
-  the number of video packets (a demux-only scan; see :func:`uniform_indices`). If fewer frames decode than there
-  were packets (discarded or corrupt packets) the last segments can come out short; a warning is logged.
-  N >= T yields every frame.
+  the number of frames in the packet index (a demux-only scan, :class:`vidprep.media.seek.FrameIndex`: packets
+  not marked discard, from the first keyframe on). If fewer frames decode than were indexed (corrupt packets) the
+  last segments can come out short; a warning is logged. N >= T yields every frame.
+
+Sparse sampling (``fps``/``every``/``uniform`` keeping few frames of a long mp4/mov/mkv/webm): instead of one
+sequential decode, :mod:`vidprep.media.seek` plans *runs*, each an ffmpeg process that seeks to the keyframe
+before its frames (``-seek_timestamp 1 -ss``, ``-noaccurate_seek``, ``-copyts`` so frames keep their stream
+pts), stops after its last frame (``trim``) and keeps exactly its frames (``select`` on pts). Ordinals and times
+come from the packet index, so they equal the sequential decode's; every decoded frame of a run is checked
+against the index before anything is yielded, and the first mismatch or failure hands the rest of the video to
+the sequential decode (logged at info level). Used only when the plan costs under half a full decode.
 
 Geometry: rotation metadata is applied with explicit ``transpose``/``flip`` filters (ffmpeg's own autorotate is
 switched off, so the result follows :func:`vidprep.media.probe.probe`'s reading of the metadata even where ffmpeg
@@ -47,23 +55,29 @@ import queue
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from fractions import Fraction
 
 import numpy as np
 
 from vidprep.errors import ConfigError, DecodeError
 from vidprep.media import ffmpeg as tools
-from vidprep.media.probe import count_video_packets
+from vidprep.media.probe import scan_video_packets
+from vidprep.media.seek import (TICK_EPS, FrameIndex, SeekRun, plan_runs, sampled_ordinals, startup_frames,
+                                uniform_indices, worth_seeking)
 from vidprep.types import DecodedFrame, Sampling, SizeSpec, VideoInfo
 
 log = logging.getLogger("vidprep.media.decode")
 
-TICK_EPS = 1e-6
 SCALE_FLAGS = "bicubic"
 ROTATE_FILTERS = {0: [], 90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
 PRE, POST = "vidprep_pre", "vidprep_post"
 DEINTERLACE_MODES = ("auto", "on", "off")
+SEEKABLE_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm"})
+MIN_SEEK_FRAMES = 600
+"""Videos shorter than this (by metadata) always decode sequentially: seeking cannot save much there."""
+SPARSE_FACTOR = 4
+"""Plan seeks only when metadata suggests fewer than one kept frame in this many."""
 _SHOWINFO = "[showinfo@vidprep_"
 _FRAME_RE = re.compile(rf"^\[showinfo@({PRE}|{POST}) @ 0x[0-9a-f]+\] n:\s*(\d+) pts:\s*(\S+)")
 _TIME_BASE_RE = re.compile(rf"^\[showinfo@(?:{PRE}|{POST}) @ 0x[0-9a-f]+\] config in time_base: (\d+)/(\d+)")
@@ -139,16 +153,43 @@ class FrameLog:
         return None
 
 
+class IndexedFrameLog(FrameLog):
+    """The :class:`FrameLog` of one seek run, checking the run against the :class:`FrameIndex` as it goes.
+
+    Timestamps are kept with ``-copyts``, so a frame's ordinal and time come from the index by exact pts. Every
+    decoded frame from the run's keyframe on must be the next indexed frame, and every output frame the next
+    target; the first frame that is not becomes an error record, raised before that frame reaches the caller.
+    """
+
+    def __init__(self, index: FrameIndex, run: SeekRun) -> None:
+        super().__init__(sampled=True)
+        self.index, self.run = index, run
+        self.next_decoded = run.first
+        self.pending: deque[int] = deque(run.targets)
+
+    def _frame(self, is_pre: bool, n: int, pts_text: str) -> None:
+        try:
+            pts = int(pts_text)
+        except ValueError:
+            self._records.put(f"decoded frame {n} has no timestamp (pts {pts_text})")
+            return
+        pts_list = self.index.pts
+        if is_pre:
+            if pts < self.run.seek_pts:
+                return  # leading pictures of an open GOP, before the keyframe in display order
+            if self.next_decoded >= len(pts_list) or pts != pts_list[self.next_decoded]:
+                self._records.put(f"decoded pts {pts} where the packet index has frame {self.next_decoded}")
+            self.next_decoded += 1
+            return
+        if not self.pending or pts != pts_list[self.pending[0]] or self._time_base != self.index.time_base:
+            self._records.put(f"output frame {n} (pts {pts}) is not the next sampled frame of the index")
+            return
+        self._records.put((self.pending.popleft(), self.index.seconds(pts)))
+
+
 def output_size(info: VideoInfo, size: SizeSpec = SizeSpec()) -> tuple[int, int]:
     """(width, height) of the decoded frames for this video and size rule."""
     return size.output(info.width, info.height)
-
-
-def uniform_indices(total: int, count: int) -> list[int]:
-    """Ordinals of ``uniform=count`` over ``total`` frames: the middle frame of each of ``count`` equal segments."""
-    if count >= total:
-        return list(range(total))
-    return [(2 * k + 1) * total // (2 * count) for k in range(count)]
 
 
 def select_expr(sampling: Sampling, total_frames: int | None = None) -> str | None:
@@ -187,25 +228,53 @@ def filter_chain(info: VideoInfo, sampling: Sampling, size: SizeSpec, total_fram
     if expr is not None:
         parts += [f"showinfo@{PRE}=checksum=0", f"select='{expr}'"]
     parts.append(f"showinfo@{POST}=checksum=0")
-    parts += ROTATE_FILTERS[info.rotation]
+    return ",".join(parts + geometry_filters(info, size))
+
+
+def run_filter_chain(info: VideoInfo, run: SeekRun, index: FrameIndex, size: SizeSpec) -> str:
+    """The ``-vf`` chain of one seek run: stop after its last frame, keep exactly its frames (by pts)."""
+    wanted = [int(index.pts[t]) for t in run.targets]
+    expr = "+".join(f"eq(pts,{p})" for p in wanted)
+    parts = [f"trim=end_pts={wanted[-1] + 1}", f"showinfo@{PRE}=checksum=0", f"select='{expr}'",
+             f"showinfo@{POST}=checksum=0"]
+    return ",".join(parts + geometry_filters(info, size))
+
+
+def geometry_filters(info: VideoInfo, size: SizeSpec) -> list[str]:
+    """Rotation, scale (SAR and size), rgb24, center crop, square pixels: the tail of every chain."""
+    parts = list(ROTATE_FILTERS[info.rotation])
     scaled_w, scaled_h = size.target(info.width, info.height)
     parts += [f"scale=w={scaled_w}:h={scaled_h}:flags={SCALE_FLAGS}", "format=rgb24"]
     out_w, out_h = size.output(info.width, info.height)
     if (out_w, out_h) != (scaled_w, scaled_h):
         parts.append(f"crop=w={out_w}:h={out_h}:x={(scaled_w - out_w) // 2}:y={(scaled_h - out_h) // 2}:exact=1")
     parts.append("setsar=1")
-    return ",".join(parts)
+    return parts
 
 
 def decode_argv(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
                 total_frames: int | None = None, deinterlace: str = "auto", output: str = "pipe:1") -> list[str]:
     """The exact ffmpeg command :func:`decode` runs (``total_frames`` is required for uniform sampling)."""
+    chain = filter_chain(info, sampling, size, total_frames, deinterlace=deinterlace)
+    return _argv(info, chain, {}, output)
+
+
+def run_argv(info: VideoInfo, run: SeekRun, index: FrameIndex, size: SizeSpec = SizeSpec(), *,
+             output: str = "pipe:1") -> list[str]:
+    """The ffmpeg command of one seek run: seek by timestamp to the run's keyframe, keep stream timestamps."""
+    seek_s = Fraction(run.seek_pts) * index.time_base
+    seek_at = f"{float(seek_s) + 5e-7:.6f}"  # round up to ffmpeg's microseconds: the keyframe itself is <= it
+    seek = {"seek_timestamp": "1", "ss": seek_at, "noaccurate_seek": None, "copyts": None}
+    return _argv(info, run_filter_chain(info, run, index, size), seek, output)
+
+
+def _argv(info: VideoInfo, chain: str, input_extra: dict, output: str) -> list[str]:
     import ffmpeg as ffmpeg_python  # ffmpeg-python; imported here because it is slow to import
 
     placeholder = "file:vidprep-input"  # ffmpeg-python hashes its arguments as UTF-8; real paths may not be
-    stream = ffmpeg_python.input(placeholder, noautorotate=None, **tools.input_options())
-    out = stream.output(output, map="0:V:0", vf=filter_chain(info, sampling, size, total_frames, deinterlace=deinterlace),
-                        f="rawvideo", fps_mode="passthrough", an=None, sn=None, dn=None)
+    stream = ffmpeg_python.input(placeholder, noautorotate=None, **input_extra, **tools.input_options())
+    out = stream.output(output, map="0:V:0", vf=chain, f="rawvideo", fps_mode="passthrough", an=None, sn=None,
+                        dn=None)
     argv = out.compile(cmd=tools.tool_path("ffmpeg"))
     return tools.with_globals([tools.input_url(info.path) if a == placeholder else a for a in argv])
 
@@ -227,13 +296,14 @@ def check_request(info: VideoInfo, sampling: Sampling, size: SizeSpec, max_pixel
 
 def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
            timeout_s: float = 600.0, max_pixels: int = 8192 * 8192, prefetch: int = 16,
-           deinterlace: str = "auto") -> Iterator[DecodedFrame]:
+           deinterlace: str = "auto", seek: bool = True) -> Iterator[DecodedFrame]:
     """Decode one video into RGB frames (H, W, 3) uint8 with pts (s from the first frame) and source ordinals.
 
     Arguments are checked now; ffmpeg starts on the first ``next()``. ``timeout_s`` is the longest ffmpeg may go
     without any progress while vidprep waits for it (time spent waiting for a slow consumer does not count).
     ``prefetch`` frames are decoded ahead on a thread, so memory is bounded whatever the video's length.
     ``deinterlace`` is ``"auto"`` (only streams flagged interlaced), ``"on"`` or ``"off"`` (module docstring).
+    ``seek=False`` always decodes sequentially (see "Sparse sampling" in the module docstring).
     Closing the iterator early (``break``, exception, Ctrl-C) kills and reaps ffmpeg.
 
     Raises:
@@ -241,20 +311,100 @@ def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = Si
         DecodeError: frame too large, ffmpeg failed or stalled, or no frame decoded.
     """
     check_request(info, sampling, size, max_pixels)
-    deinterlace_filter(info, deinterlace)
-    total = count_video_packets(info.path, timeout_s=timeout_s) if sampling.mode == "uniform" else None
-    if total == 0:
-        raise DecodeError("no video packets to decode", path=info.path)
-    argv = decode_argv(info, sampling, size, total_frames=total, deinterlace=deinterlace)
+    index, total = None, None
+    if sampling.mode == "uniform" or (seek and _may_seek(info, sampling, deinterlace)):
+        scan = scan_video_packets(info.path, timeout_s=timeout_s)
+        index = FrameIndex.from_packets(scan)
+        total = len(index) if index is not None else int(np.count_nonzero(~scan.discard))
+        if total == 0:
+            raise DecodeError("no video packets to decode", path=info.path)
     width, height = output_size(info, size)
-    expected = None if total is None else min(total, int(sampling.value))
-    return _frames(info.path, argv, (height, width, 3), sampled=sampling.mode != "all", timeout_s=timeout_s,
-                   prefetch=max(1, prefetch), expected=expected)
+    shape = (height, width, 3)
+    argv = decode_argv(info, sampling, size, total_frames=total, deinterlace=deinterlace)
+    expected = min(total, int(sampling.value)) if sampling.mode == "uniform" else None
+
+    def sequential() -> Iterator[DecodedFrame]:
+        return _frames(info.path, argv, shape, sampled=sampling.mode != "all", timeout_s=timeout_s,
+                       prefetch=max(1, prefetch), expected=expected)
+
+    if index is not None and seek and _may_seek(info, sampling, deinterlace):
+        startup = startup_frames(info.coded_width * info.coded_height)
+        runs = plan_runs(index, sampled_ordinals(index, sampling), startup)
+        if worth_seeking(index, runs, startup):
+            log.debug("%s: sampling %s by %d seeks", info.path, sampling.describe(), len(runs))
+            return _seek_frames(info, index, runs, size, shape, timeout_s=timeout_s, prefetch=max(1, prefetch),
+                                sequential=sequential)
+    return sequential()
+
+
+def _may_seek(info: VideoInfo, sampling: Sampling, deinterlace: str) -> bool:
+    """Whether a seek plan is worth a packet scan: sparse sampling of a long-enough video in an indexed container,
+    judged from metadata (the plan itself uses only the scan). Deinterlacing needs every neighbour: no seeks."""
+    if sampling.mode == "all" or deinterlace_filter(info, deinterlace) is not None:
+        return False
+    if not SEEKABLE_CONTAINERS & set(info.container.split(",")):
+        return False
+    duration = info.duration_s or 0.0
+    frames = info.num_frames or duration * info.avg_fps
+    if frames < MIN_SEEK_FRAMES:
+        return False
+    kept = {"fps": duration * sampling.value, "every": frames / max(sampling.value, 1.0),
+            "uniform": sampling.value}[sampling.mode]
+    return kept * SPARSE_FACTOR < frames
+
+
+def _seek_frames(info: VideoInfo, index: FrameIndex, runs: list[SeekRun], size: SizeSpec,
+                 shape: tuple[int, int, int], *, timeout_s: float, prefetch: int,
+                 sequential: Callable[[], Iterator[DecodedFrame]]) -> Iterator[DecodedFrame]:
+    """Run a seek plan. A run that strays from the index (checked frame by frame, before a frame is yielded) or
+    fails hands over to ``sequential``, whose frames after the last one yielded complete the video."""
+    last = -1
+    for run in runs:
+        frame_log = IndexedFrameLog(index, run)
+        stream = _stream(info.path, run_argv(info, run, index, size), shape, frame_log, timeout_s=timeout_s,
+                         prefetch=prefetch)
+        problem: str | None = None
+        try:
+            while True:
+                frame = next(stream)
+                last = frame.index
+                yield frame
+        except StopIteration as end:
+            reason, tail = end.value
+            problem = reason or (f"{len(frame_log.pending)} sampled frames missing" if frame_log.pending else None)
+            if problem is None:
+                _warn_damage(info.path, len(run.targets), tail)
+        except DecodeError as err:
+            problem = str(err)
+        finally:
+            stream.close()
+        if problem is not None:
+            log.info("%s: seek to frame %d did not give the indexed frames (%s); decoding sequentially",
+                     info.path, run.targets[0], problem)
+            yield from (f for f in sequential() if f.index > last)
+            return
 
 
 def _frames(path: str, argv: list[str], shape: tuple[int, int, int], *, sampled: bool, timeout_s: float,
             prefetch: int, expected: int | None) -> Iterator[DecodedFrame]:
-    frame_log = FrameLog(sampled=sampled)
+    """The sequential decode: every frame ffmpeg outputs, then the end-of-stream checks."""
+    count = 0
+    stream = _stream(path, argv, shape, FrameLog(sampled=sampled), timeout_s=timeout_s, prefetch=prefetch)
+    try:
+        while True:
+            frame = next(stream)
+            count += 1
+            yield frame
+    except StopIteration as end:
+        reason, tail = end.value
+    finally:
+        stream.close()
+    _check_end(path, reason, count, expected, tail)
+
+
+def _stream(path: str, argv: list[str], shape: tuple[int, int, int], frame_log: FrameLog, *, timeout_s: float,
+            prefetch: int) -> Generator[DecodedFrame, None, tuple[str | None, list[str]]]:
+    """Run one ffmpeg process, yield its frames; returns ``(failure reason or None, stderr tail)``."""
     frames: queue.Queue = queue.Queue(maxsize=prefetch)
     stop = threading.Event()
     nbytes = shape[0] * shape[1] * shape[2]
@@ -263,20 +413,18 @@ def _frames(path: str, argv: list[str], shape: tuple[int, int, int], *, sampled:
     reader = threading.Thread(target=_read_frames, args=(proc, frame_log, shape, frames, stop), daemon=True,
                               name="vidprep-decode")
     reader.start()
-    count = 0
     try:
         while (item := frames.get()) is not _END:
             if isinstance(item, BaseException):
                 reason = proc.failure() if isinstance(item, _StreamEnded) else None
                 raise DecodeError(reason or str(item), path=path)
-            count += 1
             yield item
         reason = proc.failure()
     finally:
         stop.set()
         proc.close()
         reader.join()
-    _check_end(path, reason, count, expected, list(proc.tail))
+    return reason, list(proc.tail)
 
 
 def _check_end(path: str, reason: str | None, count: int, expected: int | None, tail: list[str]) -> None:
@@ -285,12 +433,17 @@ def _check_end(path: str, reason: str | None, count: int, expected: int | None, 
         raise DecodeError(reason, path=path)
     if count == 0:
         raise DecodeError("no frames decoded", path=path)
-    damage = [line for line in tail if _DAMAGE_RE.search(line)]
-    if damage:
-        log.warning("%s: decoded %d frames, but ffmpeg reported: %s", path, count, tools.summarize_stderr(damage))
+    _warn_damage(path, count, tail)
     if expected is not None and count != expected:
         log.warning("%s: uniform sampling yielded %d frames, expected %d (packet count differs from decoded frames)",
                     path, count, expected)
+
+
+def _warn_damage(path: str, count: int, tail: list[str]) -> None:
+    """Log a warning when ffmpeg succeeded but reported damage (e.g. truncation)."""
+    damage = [line for line in tail if _DAMAGE_RE.search(line)]
+    if damage:
+        log.warning("%s: decoded %d frames, but ffmpeg reported: %s", path, count, tools.summarize_stderr(damage))
 
 
 def _read_frames(proc: tools.FfmpegProcess, frame_log: FrameLog, shape: tuple[int, int, int],

@@ -18,11 +18,16 @@ Conventions (the decoder relies on them):
 
 from __future__ import annotations
 
+import array
+import io
 import json
 import logging
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vidprep.errors import InputError, ProbeError
 from vidprep.media import ffmpeg
@@ -69,6 +74,62 @@ def count_video_packets(path: str | Path, *, timeout_s: float = 120.0) -> int:
         return int(streams[0]["nb_read_packets"])
     except (TypeError, IndexError, KeyError, ValueError):
         raise ProbeError("could not count video packets", path=str(p)) from None
+
+
+@dataclass(frozen=True)
+class PacketScan:
+    """The video stream's packets in decode order, from a demux-only pass (no decoding).
+
+    ``pts``/``dts`` are in ``time_base`` units, with :data:`NO_PTS` where the container has none; ``key`` marks
+    keyframes and ``discard`` packets the demuxer decodes but drops (edit lists).
+    """
+
+    time_base: Fraction
+    pts: np.ndarray
+    dts: np.ndarray
+    key: np.ndarray
+    discard: np.ndarray
+
+
+NO_PTS = np.iinfo(np.int64).min
+
+
+def scan_video_packets(path: str | Path, *, timeout_s: float = 120.0) -> PacketScan:
+    """List pts, dts and flags of every packet of the video stream (``V:0``), by demuxing the whole file.
+
+    Cost: reading the file once (about 0.5 s per 18 000 packets here). Parsed line by line into int64 arrays, so
+    memory stays near 20 bytes per packet even for day-long files.
+    """
+    p = check_regular_file(path)
+    argv = ffmpeg.ffprobe_argv(p, "-select_streams", "V:0", "-show_entries", "stream=time_base:packet=pts,dts,flags",
+                               "-of", "compact=p=0:nk=0")
+    out = ffmpeg.run_tool(argv, path=str(p), timeout_s=timeout_s, error=ProbeError)
+    pts, dts, flags = array.array("q"), array.array("q"), bytearray()
+    time_base = None
+    for line in io.BytesIO(out):
+        fields = line.rstrip().split(b"|")
+        if len(fields) == 3 and fields[0][:4] == b"pts=" and fields[1][:4] == b"dts=" and fields[2][:6] == b"flags=":
+            pts.append(_int_or(fields[0][4:], NO_PTS))
+            dts.append(_int_or(fields[1][4:], NO_PTS))
+            flags.append((b"K" in fields[2]) | (b"D" in fields[2]) << 1)
+        elif fields[0][:10] == b"time_base=":
+            time_base = fields[0][10:].decode("ascii", "replace")
+    try:
+        tb = Fraction(str(time_base))
+        if tb <= 0:
+            raise ValueError
+    except (ValueError, ZeroDivisionError):
+        raise ProbeError("could not list video packets (no time base)", path=str(p)) from None
+    bits = np.frombuffer(bytes(flags), dtype=np.uint8)
+    return PacketScan(tb, np.frombuffer(pts, dtype=np.int64).copy(), np.frombuffer(dts, dtype=np.int64).copy(),
+                      (bits & 1).astype(bool), (bits & 2).astype(bool))
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def check_regular_file(path: str | Path) -> Path:
