@@ -312,7 +312,8 @@ def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = Si
     """
     check_request(info, sampling, size, max_pixels)
     index, total = None, None
-    if sampling.mode == "uniform" or (seek and _may_seek(info, sampling, deinterlace)):
+    may_seek = seek and _may_seek(info, sampling, deinterlace)
+    if sampling.mode == "uniform" or may_seek:
         scan = scan_video_packets(info.path, timeout_s=timeout_s)
         index = FrameIndex.from_packets(scan)
         total = len(index) if index is not None else int(np.count_nonzero(~scan.discard))
@@ -327,7 +328,7 @@ def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = Si
         return _frames(info.path, argv, shape, sampled=sampling.mode != "all", timeout_s=timeout_s,
                        prefetch=max(1, prefetch), expected=expected)
 
-    if index is not None and seek and _may_seek(info, sampling, deinterlace):
+    if index is not None and may_seek:
         startup = startup_frames(info.coded_width * info.coded_height)
         runs = plan_runs(index, sampled_ordinals(index, sampling), startup)
         if worth_seeking(index, runs, startup):
