@@ -41,6 +41,7 @@ class VideoInfo:
     bit_depth: int = 8
     has_alpha: bool = False
     interlaced: bool = False
+    color_transfer: str = ""
 
     def to_dict(self) -> dict:
         """Plain-JSON view (for `probe --json` and shard metadata)."""

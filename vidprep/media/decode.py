@@ -35,7 +35,9 @@ switched off, so the result follows :func:`vidprep.media.probe.probe`'s reading 
 would ignore it); SAR != 1 and the requested size are handled by one ``scale`` to an explicit size, and the center
 crop comes last. Colour rule: swscale converts every source format to 8-bit ``rgb24`` using the stream's tagged
 matrix and range (BT.601 when untagged); higher bit depths are reduced to 8 bits and alpha is dropped (not
-composited); the source ``pix_fmt``/bit depth stay recorded in :class:`VideoInfo`.
+composited); the source ``pix_fmt``/bit depth stay recorded in :class:`VideoInfo`. HDR streams (PQ or HLG transfer)
+are tone-mapped to SDR BT.709 after scaling (:data:`TONEMAP_FILTERS`), so they look as a player on an SDR screen
+shows them rather than washed out.
 
 Interlaced video: ``deinterlace="auto"`` (the default) puts ffmpeg's ``bwdif`` (one output frame per input frame,
 ``deint=interlaced``: only frames flagged interlaced are touched) first in the chain when the stream's field order
@@ -73,6 +75,11 @@ SCALE_FLAGS = "bicubic"
 ROTATE_FILTERS = {0: [], 90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
 PRE, POST = "vidprep_pre", "vidprep_post"
 DEINTERLACE_MODES = ("auto", "on", "off")
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+TONEMAP_FILTERS = ("zscale=t=linear:npl=100", "format=gbrpf32le", "zscale=p=bt709", "tonemap=tonemap=mobius:desat=0",
+                   "zscale=t=bt709:m=bt709:r=full", "format=gbrp")
+"""HDR (PQ or HLG, BT.2020) to SDR BT.709: linear light with SDR white at 100 nits, BT.709 primaries, the mobius
+curve (linear through most of the SDR range, highlights rolled off), BT.709 transfer, full-range RGB."""
 SEEKABLE_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm"})
 MIN_SEEK_FRAMES = 600
 """Videos shorter than this (by metadata) always decode sequentially: seeking cannot save much there."""
@@ -240,11 +247,27 @@ def run_filter_chain(info: VideoInfo, run: SeekRun, index: FrameIndex, size: Siz
     return ",".join(parts + geometry_filters(info, size))
 
 
+def tonemap_filters(info: VideoInfo) -> list[str]:
+    """:data:`TONEMAP_FILTERS` for an HDR stream (by its transfer characteristic), else nothing.
+
+    Needs ffmpeg's ``zscale`` (libzimg); without it the HDR stream is converted like any other and a warning says
+    so."""
+    if info.color_transfer not in HDR_TRANSFERS:
+        return []
+    if not {"zscale", "tonemap"} <= tools.filters():
+        log.warning("%s: HDR (%s) converted without tone mapping: this ffmpeg has no zscale filter", info.path,
+                    info.color_transfer)
+        return []
+    return list(TONEMAP_FILTERS)
+
+
 def geometry_filters(info: VideoInfo, size: SizeSpec) -> list[str]:
-    """Rotation, scale (SAR and size), rgb24, center crop, square pixels: the tail of every chain."""
+    """Rotation, scale (SAR and size), HDR tone mapping, rgb24, center crop, square pixels: every chain's tail."""
     parts = list(ROTATE_FILTERS[info.rotation])
     scaled_w, scaled_h = size.target(info.width, info.height)
-    parts += [f"scale=w={scaled_w}:h={scaled_h}:flags={SCALE_FLAGS}", "format=rgb24"]
+    parts.append(f"scale=w={scaled_w}:h={scaled_h}:flags={SCALE_FLAGS}")
+    parts += tonemap_filters(info)
+    parts.append("format=rgb24")
     out_w, out_h = size.output(info.width, info.height)
     if (out_w, out_h) != (scaled_w, scaled_h):
         parts.append(f"crop=w={out_w}:h={out_h}:x={(scaled_w - out_w) // 2}:y={(scaled_h - out_h) // 2}:exact=1")

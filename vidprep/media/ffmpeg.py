@@ -149,6 +149,19 @@ def pixel_formats() -> dict[str, tuple[int, bool]]:
     return table
 
 
+@lru_cache(maxsize=1)
+def filters() -> frozenset[str]:
+    """Names of the filters this ffmpeg build has (``ffmpeg -filters``, cached)."""
+    out = run_tool([tool_path("ffmpeg"), "-hide_banner", "-filters"], path="ffmpeg", timeout_s=30.0,
+                   error=DependencyError)
+    names = set()
+    for line in out.decode("utf-8", "replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and "->" in parts[2]:
+            names.add(parts[1])
+    return frozenset(names)
+
+
 class FfmpegProcess:
     """One running ffmpeg/ffprobe child: data on stdout, stderr drained on a thread, killed and reaped on close.
 

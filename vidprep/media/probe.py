@@ -174,7 +174,7 @@ def _video_info(p: Path, s: dict[str, Any], fmt: dict[str, Any], *, has_audio: b
         duration_s=_positive(s.get("duration")) or _positive(fmt.get("duration")),
         start_time_s=_float(s.get("start_time"), _float(fmt.get("start_time"), 0.0)),
         num_frames=_int(s.get("nb_frames")), has_audio=has_audio, bit_depth=depth, has_alpha=alpha,
-        interlaced=s.get("field_order") in INTERLACED_ORDERS,
+        interlaced=s.get("field_order") in INTERLACED_ORDERS, color_transfer=str(s.get("color_transfer") or ""),
     )
 
 
