@@ -250,9 +250,9 @@ def test_idle_timeout_kills_stalled_process() -> None:
 
 
 def test_idle_clock_stops_while_caller_is_busy() -> None:
-    with FfmpegProcess(["sleep", "30"], path="slow consumer", idle_timeout_s=0.3) as proc:
+    with FfmpegProcess(["sleep", "30"], path="slow consumer", idle_timeout_s=1.0) as proc:
         with proc.paused():  # what the decode reader does while its queue is full
-            time.sleep(0.8)
+            time.sleep(2.0)
         assert proc.timed_out is None and proc.proc.poll() is None
         reason = proc.failure()
     assert reason is not None and "no progress" in reason
