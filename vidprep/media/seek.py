@@ -36,11 +36,13 @@ MAX_TARGETS_PER_RUN = 64
 """Sampled frames per run: each is a term of the run's ``select`` expression."""
 SEEK_GAIN = 0.5
 """Seek only when the plan costs less than this fraction of a full sequential decode."""
-STARTUP_S = 0.18
-"""Fixed cost of one run in seconds: process start, open, seek, decoder pipeline fill (measured here on 720p)."""
+STARTUP_S = 0.15
+"""Fixed cost of one run in seconds: starting the ffmpeg binary and opening the file (measured here)."""
+STARTUP_S_PER_PIXEL = 7e-8
+"""Per-pixel part of a run's fixed cost: decoder set-up and its first keyframe (0.21 s at 720p, 0.30 s at 1080p)."""
 DECODE_S_PER_PIXEL = 9.4e-9
-"""Decode time per coded pixel (8.7 ms per noisy 720p H.264 frame here). Only the ratio to STARTUP_S matters:
-a run's start-up is worth about 21 decoded 720p frames, 9 of 1080p."""
+"""Decode time per coded pixel and frame (8.7 ms per noisy 720p H.264 frame here). Only ratios matter: a run's
+fixed cost is worth about 46 decoded frames at 480p, 25 at 720p, 15 at 1080p."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ def sampled_ordinals(index: FrameIndex, sampling: Sampling) -> list[int]:
 
 def startup_frames(coded_pixels: int) -> float:
     """ffmpeg's start-up and seek cost, expressed in decoded frames of this size (the cost model's unit)."""
-    return STARTUP_S / (DECODE_S_PER_PIXEL * max(1, coded_pixels))
+    pixels = max(1, coded_pixels)
+    return (STARTUP_S + STARTUP_S_PER_PIXEL * pixels) / (DECODE_S_PER_PIXEL * pixels)
 
 
 def plan_runs(index: FrameIndex, targets: list[int], startup: float) -> list[SeekRun]:
