@@ -207,3 +207,15 @@ def test_edit_list_packets_are_not_frames(long_video: Path, tmp_path: Path, capl
         sampled = frames(cut, Sampling("uniform", 5), seek=False)
     assert [f.index for f in sampled] == sampled_ordinals(index, Sampling("uniform", 5))
     assert "expected" not in caplog.text
+
+
+@pytest.mark.usefixtures("cheap_seeks")
+def test_closing_a_seek_decode_early_reaps_ffmpeg(long_video: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from videos import child_processes
+
+    with caplog.at_level(logging.DEBUG, logger=SEEK_LOG):
+        stream = decode(probe(long_video), Sampling("uniform", 6))
+        first = next(stream)
+        stream.close()
+    assert seeks_logged(caplog) == 1 and first.index == 83
+    assert child_processes() == []
