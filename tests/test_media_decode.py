@@ -13,9 +13,10 @@ from videos import (FFMPEG, child_processes, expected_fps_ordinals, ffmpeg_rgb, 
                     relative, run)
 
 from vidprep.errors import ConfigError, DecodeError
-from vidprep.media.decode import decode, decode_argv, output_size, uniform_indices
+from vidprep.media.decode import decode, decode_argv, output_size
 from vidprep.media.ffmpeg import FfmpegProcess
 from vidprep.media.probe import probe
+from vidprep.media.seek import uniform_indices
 from vidprep.types import DecodedFrame, Sampling, SizeSpec
 
 

@@ -11,6 +11,7 @@ import pytest
 from videos import ffprobe_frames, read_frame_number, relative
 
 import vidprep.media.decode as decode_module
+import vidprep.media.filtergraph as filtergraph
 from vidprep.media.decode import decode
 from vidprep.media.probe import NO_PTS, PacketScan, probe, scan_video_packets
 from vidprep.media.seek import FrameIndex, SeekRun, plan_runs, sampled_ordinals, worth_seeking
@@ -156,7 +157,7 @@ def test_dense_sampling_decodes_sequentially(long_video: Path, caplog: pytest.Lo
 @pytest.mark.usefixtures("cheap_seeks")
 def test_a_run_that_misses_its_frames_hands_over_to_the_sequential_decode(
         long_video: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    real_chain = decode_module.run_filter_chain
+    real_chain = filtergraph.run_filter_chain
     calls = []
 
     def second_run_selects_nothing(info, run, index, size):  # noqa: ANN001, ANN202
@@ -164,7 +165,7 @@ def test_a_run_that_misses_its_frames_hands_over_to_the_sequential_decode(
         chain = real_chain(info, run, index, size)
         return chain.replace("select='", "select='0*") if len(calls) == 2 else chain
 
-    monkeypatch.setattr(decode_module, "run_filter_chain", second_run_selects_nothing)
+    monkeypatch.setattr(filtergraph, "run_filter_chain", second_run_selects_nothing)
     sampling = Sampling("uniform", 6)
     want = frames(long_video, sampling, seek=False)
     with caplog.at_level(logging.INFO, logger=SEEK_LOG):

@@ -36,7 +36,7 @@ would ignore it); SAR != 1 and the requested size are handled by one ``scale`` t
 crop comes last. Colour rule: swscale converts every source format to 8-bit ``rgb24`` using the stream's tagged
 matrix and range (BT.601 when untagged); higher bit depths are reduced to 8 bits and alpha is dropped (not
 composited); the source ``pix_fmt``/bit depth stay recorded in :class:`VideoInfo`. HDR streams (PQ or HLG transfer)
-are tone-mapped to SDR BT.709 after scaling (:data:`TONEMAP_FILTERS`), so they look as a player on an SDR screen
+are tone-mapped to SDR BT.709 after scaling (:data:`vidprep.media.filtergraph.TONEMAP_FILTERS`), so they look as a player on an SDR screen
 shows them rather than washed out.
 
 Interlaced video: ``deinterlace="auto"`` (the default) puts ffmpeg's ``bwdif`` (one output frame per input frame,
@@ -56,250 +56,26 @@ import logging
 import queue
 import re
 import threading
-from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from fractions import Fraction
 
 import numpy as np
 
 from vidprep.errors import ConfigError, DecodeError
 from vidprep.media import ffmpeg as tools
+from vidprep.media.filtergraph import ROTATE_FILTERS, decode_argv, deinterlace_filter, output_size, run_argv
+from vidprep.media.framelog import END, FrameLog, IndexedFrameLog, StreamEnded
 from vidprep.media.probe import scan_video_packets
-from vidprep.media.seek import (TICK_EPS, FrameIndex, SeekRun, plan_runs, sampled_ordinals, startup_frames,
-                                uniform_indices, worth_seeking)
+from vidprep.media.seek import FrameIndex, SeekRun, plan_runs, sampled_ordinals, startup_frames, worth_seeking
 from vidprep.types import DecodedFrame, Sampling, SizeSpec, VideoInfo
 
 log = logging.getLogger("vidprep.media.decode")
 
-SCALE_FLAGS = "bicubic"
-ROTATE_FILTERS = {0: [], 90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
-PRE, POST = "vidprep_pre", "vidprep_post"
-DEINTERLACE_MODES = ("auto", "on", "off")
-HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
-TONEMAP_FILTERS = ("zscale=t=linear:npl=100", "format=gbrpf32le", "zscale=p=bt709", "tonemap=tonemap=mobius:desat=0",
-                   "zscale=t=bt709:m=bt709:r=full", "format=gbrp")
-"""HDR (PQ or HLG, BT.2020) to SDR BT.709: linear light with SDR white at 100 nits, BT.709 primaries, the mobius
-curve (linear through most of the SDR range, highlights rolled off), BT.709 transfer, full-range RGB."""
 SEEKABLE_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm"})
 MIN_SEEK_FRAMES = 600
 """Videos shorter than this (by metadata) always decode sequentially: seeking cannot save much there."""
 SPARSE_FACTOR = 4
 """Plan seeks only when metadata suggests fewer than one kept frame in this many."""
-_SHOWINFO = "[showinfo@vidprep_"
-_FRAME_RE = re.compile(rf"^\[showinfo@({PRE}|{POST}) @ 0x[0-9a-f]+\] n:\s*(\d+) pts:\s*(\S+)")
-_TIME_BASE_RE = re.compile(rf"^\[showinfo@(?:{PRE}|{POST}) @ 0x[0-9a-f]+\] config in time_base: (\d+)/(\d+)")
 _DAMAGE_RE = re.compile(r"(?i)error|prematurely|truncat|corrupt|invalid|missing")
-_END = object()
-
-
-class _StreamEnded(Exception):
-    """The frame pipe ended early; the process's own exit status explains it better when it failed."""
-
-
-class FrameLog:
-    """Turns the showinfo lines on ffmpeg's stderr into ``(ordinal, pts_s)`` for each frame ffmpeg outputs.
-
-    Fed line by line from the stderr thread. The first showinfo (``PRE``, before ``select``) sees every decoded
-    frame, the second (``POST``) only the kept ones; a kept frame's ordinal is that of the decoded frame with the
-    same pts (frames pass both filters in order). Without sampling only ``POST`` exists and its ``n`` is the ordinal.
-    Memory: decoded-frame entries are dropped as soon as a later frame is kept.
-    """
-
-    def __init__(self, *, sampled: bool) -> None:
-        self.sampled = sampled
-        self._records: queue.Queue = queue.Queue()
-        self._decoded: deque[tuple[int, int]] = deque()
-        self._time_base: Fraction | None = None
-        self._first_pts: int | None = None
-
-    def feed(self, line: str | None) -> bool:
-        """Consume one stderr line (None at end of stream); True if it was a showinfo line."""
-        if line is None:
-            self._records.put(_END)
-            return True
-        if not line.startswith(_SHOWINFO):
-            return False
-        if match := _FRAME_RE.match(line):
-            self._frame(match.group(1) == PRE, int(match.group(2)), match.group(3))
-        elif match := _TIME_BASE_RE.match(line):
-            self._time_base = Fraction(int(match.group(1)), int(match.group(2)))
-        return True
-
-    def next_record(self) -> tuple[int, float]:
-        """Block until the next output frame's ``(ordinal, pts_s)`` is known."""
-        record = self._records.get()
-        if record is _END:
-            self._records.put(_END)
-            raise _StreamEnded("ffmpeg wrote a frame that showinfo did not report")
-        if isinstance(record, str):
-            raise DecodeError(record)
-        return record
-
-    def _frame(self, is_pre: bool, n: int, pts_text: str) -> None:
-        try:
-            pts = int(pts_text)
-        except ValueError:
-            self._records.put(f"decoded frame {n} has no timestamp (pts {pts_text})")
-            return
-        if self._first_pts is None:
-            self._first_pts = pts
-        if is_pre:
-            self._decoded.append((n, pts))
-            return
-        ordinal = self._ordinal_of(pts) if self.sampled else n
-        if ordinal is None or self._time_base is None:
-            self._records.put(f"cannot match output frame {n} (pts {pts}) to a decoded frame")
-            return
-        self._records.put((ordinal, float((pts - self._first_pts) * self._time_base)))
-
-    def _ordinal_of(self, pts: int) -> int | None:
-        while self._decoded:
-            n, decoded_pts = self._decoded.popleft()
-            if decoded_pts == pts:
-                return n
-        return None
-
-
-class IndexedFrameLog(FrameLog):
-    """The :class:`FrameLog` of one seek run, checking the run against the :class:`FrameIndex` as it goes.
-
-    Timestamps are kept with ``-copyts``, so a frame's ordinal and time come from the index by exact pts. Every
-    decoded frame from the run's keyframe on must be the next indexed frame, and every output frame the next
-    target; the first frame that is not becomes an error record, raised before that frame reaches the caller.
-    """
-
-    def __init__(self, index: FrameIndex, run: SeekRun) -> None:
-        super().__init__(sampled=True)
-        self.index, self.run = index, run
-        self.next_decoded = run.first
-        self.pending: deque[int] = deque(run.targets)
-
-    def _frame(self, is_pre: bool, n: int, pts_text: str) -> None:
-        try:
-            pts = int(pts_text)
-        except ValueError:
-            self._records.put(f"decoded frame {n} has no timestamp (pts {pts_text})")
-            return
-        pts_list = self.index.pts
-        if is_pre:
-            if pts < self.run.seek_pts:
-                return  # leading pictures of an open GOP, before the keyframe in display order
-            if self.next_decoded >= len(pts_list) or pts != pts_list[self.next_decoded]:
-                self._records.put(f"decoded pts {pts} where the packet index has frame {self.next_decoded}")
-            self.next_decoded += 1
-            return
-        if not self.pending or pts != pts_list[self.pending[0]] or self._time_base != self.index.time_base:
-            self._records.put(f"output frame {n} (pts {pts}) is not the next sampled frame of the index")
-            return
-        self._records.put((self.pending.popleft(), self.index.seconds(pts)))
-
-
-def output_size(info: VideoInfo, size: SizeSpec = SizeSpec()) -> tuple[int, int]:
-    """(width, height) of the decoded frames for this video and size rule."""
-    return size.output(info.width, info.height)
-
-
-def select_expr(sampling: Sampling, total_frames: int | None = None) -> str | None:
-    """The ``select`` filter expression for a sampling rule (None for every frame)."""
-    mode, value = sampling.mode, sampling.value
-    if mode == "all":
-        return None
-    if mode == "fps":
-        f = repr(float(value))
-        return (f"isnan(prev_t)+gt(floor((t-start_t)*{f}+{TICK_EPS}),floor((prev_t-start_t)*{f}+{TICK_EPS}))")
-    if mode == "every":
-        return f"not(mod(n,{int(value)}))"
-    if total_frames is None:
-        raise ValueError("uniform sampling needs total_frames")
-    two_t, two_n = 2 * total_frames, 2 * int(value)
-    # g(x) = how many segment middles (2k+1)T/(2N) lie below x/(2N); frame n is kept iff one lies in [n, n+1).
-    return f"gt(ceil(({two_n}*(n+1)-{total_frames})/{two_t}),ceil(({two_n}*n-{total_frames})/{two_t}))"
-
-
-def deinterlace_filter(info: VideoInfo, mode: str = "auto") -> str | None:
-    """The ``bwdif`` filter for a deinterlace mode (see the module docstring), or None when nothing is to be done."""
-    if mode not in DEINTERLACE_MODES:
-        raise ConfigError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, got {mode!r}")
-    if mode == "on":
-        return "bwdif=mode=send_frame:parity=auto:deint=all"
-    if mode == "auto" and info.interlaced:
-        return "bwdif=mode=send_frame:parity=auto:deint=interlaced"
-    return None
-
-
-def filter_chain(info: VideoInfo, sampling: Sampling, size: SizeSpec, total_frames: int | None = None, *,
-                 deinterlace: str = "auto") -> str:
-    """The ``-vf`` filter chain: deinterlace, showinfo/select for sampling, then rotation, scale, rgb24, crop."""
-    expr = select_expr(sampling, total_frames)
-    parts = [f for f in [deinterlace_filter(info, deinterlace)] if f]
-    if expr is not None:
-        parts += [f"showinfo@{PRE}=checksum=0", f"select='{expr}'"]
-    parts.append(f"showinfo@{POST}=checksum=0")
-    return ",".join(parts + geometry_filters(info, size))
-
-
-def run_filter_chain(info: VideoInfo, run: SeekRun, index: FrameIndex, size: SizeSpec) -> str:
-    """The ``-vf`` chain of one seek run: stop after its last frame, keep exactly its frames (by pts)."""
-    wanted = [int(index.pts[t]) for t in run.targets]
-    expr = "+".join(f"eq(pts,{p})" for p in wanted)
-    parts = [f"trim=end_pts={wanted[-1] + 1}", f"showinfo@{PRE}=checksum=0", f"select='{expr}'",
-             f"showinfo@{POST}=checksum=0"]
-    return ",".join(parts + geometry_filters(info, size))
-
-
-def tonemap_filters(info: VideoInfo) -> list[str]:
-    """:data:`TONEMAP_FILTERS` for an HDR stream (by its transfer characteristic), else nothing.
-
-    Needs ffmpeg's ``zscale`` (libzimg); without it the HDR stream is converted like any other and a warning says
-    so."""
-    if info.color_transfer not in HDR_TRANSFERS:
-        return []
-    if not {"zscale", "tonemap"} <= tools.filters():
-        log.warning("%s: HDR (%s) converted without tone mapping: this ffmpeg has no zscale filter", info.path,
-                    info.color_transfer)
-        return []
-    return list(TONEMAP_FILTERS)
-
-
-def geometry_filters(info: VideoInfo, size: SizeSpec) -> list[str]:
-    """Rotation, scale (SAR and size), HDR tone mapping, rgb24, center crop, square pixels: every chain's tail."""
-    parts = list(ROTATE_FILTERS[info.rotation])
-    scaled_w, scaled_h = size.target(info.width, info.height)
-    parts.append(f"scale=w={scaled_w}:h={scaled_h}:flags={SCALE_FLAGS}")
-    parts += tonemap_filters(info)
-    parts.append("format=rgb24")
-    out_w, out_h = size.output(info.width, info.height)
-    if (out_w, out_h) != (scaled_w, scaled_h):
-        parts.append(f"crop=w={out_w}:h={out_h}:x={(scaled_w - out_w) // 2}:y={(scaled_h - out_h) // 2}:exact=1")
-    parts.append("setsar=1")
-    return parts
-
-
-def decode_argv(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
-                total_frames: int | None = None, deinterlace: str = "auto", output: str = "pipe:1") -> list[str]:
-    """The exact ffmpeg command :func:`decode` runs (``total_frames`` is required for uniform sampling)."""
-    chain = filter_chain(info, sampling, size, total_frames, deinterlace=deinterlace)
-    return _argv(info, chain, {}, output)
-
-
-def run_argv(info: VideoInfo, run: SeekRun, index: FrameIndex, size: SizeSpec = SizeSpec(), *,
-             output: str = "pipe:1") -> list[str]:
-    """The ffmpeg command of one seek run: seek by timestamp to the run's keyframe, keep stream timestamps."""
-    seek_s = Fraction(run.seek_pts) * index.time_base
-    seek_at = f"{float(seek_s) + 5e-7:.6f}"  # round up to ffmpeg's microseconds: the keyframe itself is <= it
-    seek = {"seek_timestamp": "1", "ss": seek_at, "noaccurate_seek": None, "copyts": None}
-    return _argv(info, run_filter_chain(info, run, index, size), seek, output)
-
-
-def _argv(info: VideoInfo, chain: str, input_extra: dict, output: str) -> list[str]:
-    import ffmpeg as ffmpeg_python  # ffmpeg-python; imported here because it is slow to import
-
-    placeholder = "file:vidprep-input"  # ffmpeg-python hashes its arguments as UTF-8; real paths may not be
-    stream = ffmpeg_python.input(placeholder, noautorotate=None, **input_extra, **tools.input_options())
-    out = stream.output(output, map="0:V:0", vf=chain, f="rawvideo", fps_mode="passthrough", an=None, sn=None,
-                        dn=None)
-    argv = out.compile(cmd=tools.tool_path("ffmpeg"))
-    return tools.with_globals([tools.input_url(info.path) if a == placeholder else a for a in argv])
 
 
 def check_request(info: VideoInfo, sampling: Sampling, size: SizeSpec, max_pixels: int) -> None:
@@ -438,9 +214,9 @@ def _stream(path: str, argv: list[str], shape: tuple[int, int, int], frame_log: 
                               name="vidprep-decode")
     reader.start()
     try:
-        while (item := frames.get()) is not _END:
+        while (item := frames.get()) is not END:
             if isinstance(item, BaseException):
-                reason = proc.failure() if isinstance(item, _StreamEnded) else None
+                reason = proc.failure() if isinstance(item, StreamEnded) else None
                 raise DecodeError(reason or str(item), path=path)
             yield item
         reason = proc.failure()
@@ -474,7 +250,7 @@ def _read_frames(proc: tools.FfmpegProcess, frame_log: FrameLog, shape: tuple[in
                  frames: queue.Queue, stop: threading.Event) -> None:
     """Reader thread: fill fresh arrays straight from the pipe, pair them with their pts, queue them (bounded)."""
     nbytes = shape[0] * shape[1] * shape[2]
-    result: object = _END
+    result: object = END
     try:
         while not stop.is_set():
             flat = np.empty(nbytes, dtype=np.uint8)
@@ -482,7 +258,7 @@ def _read_frames(proc: tools.FfmpegProcess, frame_log: FrameLog, shape: tuple[in
             if got == 0:
                 break
             if got < nbytes:
-                raise _StreamEnded(f"ffmpeg output ended inside a frame ({got} of {nbytes} bytes)")
+                raise StreamEnded(f"ffmpeg output ended inside a frame ({got} of {nbytes} bytes)")
             index, pts_s = frame_log.next_record()
             with proc.paused():
                 if not _put(frames, DecodedFrame(flat.reshape(shape), pts_s, index), stop):
