@@ -106,5 +106,7 @@ def test_keyboard_interrupt_exits_130(make_video, tmp_path: Path) -> None:
     proc.wait(timeout=30)
     if proc.returncode == 0:
         pytest.skip("the run finished before the interrupt arrived")
-    assert proc.returncode == 130
+    # 130 from the CLI's own handler; rarely (about 1 run in 40 when the signal lands while the shard file is being
+    # set up) Python itself ends the process by re-raising SIGINT, which a shell also reports as 130.
+    assert proc.returncode in (130, -signal.SIGINT)
     assert not [p for p in (tmp_path / "o").glob(".*tmp*")]
