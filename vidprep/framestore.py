@@ -13,10 +13,19 @@ import numpy as np
 
 
 class ScratchFrames:
-    """Frames of one video appended to an unlinked-on-close temp file; rows read back by range."""
+    """Frames of one video appended to an anonymous temp file; rows read back by range.
+
+    The file is unlinked right after it is created and only the open descriptor is kept, so its space is returned
+    when the process ends in any way (SIGKILL, out of memory included) and no name is ever left behind.
+    """
 
     def __init__(self, directory: str | None = None) -> None:
-        fd, self._path = tempfile.mkstemp(prefix=".vidprep-frames-", suffix=".raw", dir=directory)
+        fd, path = tempfile.mkstemp(prefix=".vidprep-frames-", suffix=".raw", dir=directory)
+        try:
+            os.unlink(path)
+        except OSError:
+            os.close(fd)
+            raise
         self._file = os.fdopen(fd, "w+b")
         self._shape: tuple[int, ...] | None = None
         self.rows = 0
@@ -43,13 +52,9 @@ class ScratchFrames:
         return np.frombuffer(data, dtype=np.uint8).reshape((stop - start, *self._shape)).copy()
 
     def close(self) -> None:
-        """Delete the temp file."""
+        """Release the temp file's space (closing its only reference)."""
         if not self._file.closed:
             self._file.close()
-        try:
-            os.unlink(self._path)
-        except FileNotFoundError:
-            pass
 
     def __enter__(self) -> ScratchFrames:
         return self
