@@ -15,8 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,13 +120,14 @@ def _accumulate(shards: list[Path]) -> object:
 
 def _rewrite(out: Path, path: Path, norm: object, digest: str, cfg: FeaturesConfig) -> None:
     """Replace one shard by a copy whose features are normalized (temp file + rename); skip if already done."""
-    from vidprep.shards.format import temp_name
-    from vidprep.shards.manifest import fsync_and_hash, fsync_dir, record_shard
+    from vidprep.shards import atomic
+    from vidprep.shards.manifest import fsync_and_hash, record_shard
 
     with h5py.File(path, "r") as src:
         if src.attrs.get(STATE_ATTR) == digest:
             return
-        tmp = path.with_name(temp_name(path.name, socket.gethostname(), os.getpid(), secrets.token_hex(4)))
+        tmp = atomic.temp_path_for(path)
+        atomic.claim(tmp, lock=False)  # heartbeat: another task's cleanup keeps it; HDF5 locks it itself
         try:
             with h5py.File(tmp, "w") as dst:
                 _copy_except_features(src, dst)
@@ -140,9 +139,10 @@ def _rewrite(out: Path, path: Path, norm: object, digest: str, cfg: FeaturesConf
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            atomic.release(tmp)
     sha, size = fsync_and_hash(tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    atomic.publish(tmp, path, synced=True)
     record_shard(out, {**summary, "bytes": size, "sha256": sha})
 
 

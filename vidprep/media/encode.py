@@ -1,15 +1,13 @@
 """Write frames out: single images (jpg/png through OpenCV) and frame-exact H.264 mp4 clips (through ffmpeg).
 
-Every writer creates a temporary sibling file and renames it into place, so a file under its final name is
-complete. Frames are uint8 RGB (H, W, 3).
+Every writer writes a temporary sibling (`vidprep.shards.atomic`, the one temp-name scheme cleanup knows), fsyncs
+it and renames it into place, so a file under its final name is complete and on disk. Frames are uint8 RGB (H, W, 3).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import uuid
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 
 from vidprep.errors import EncodeError
 from vidprep.media import ffmpeg as tools
+from vidprep.shards import atomic
 
 log = logging.getLogger("vidprep.media.encode")
 
@@ -26,8 +25,11 @@ X264_PRESET = "fast"
 ENCODE_IDLE_TIMEOUT_S = 300.0
 
 
-def write_image(path: str | Path, rgb: np.ndarray, *, quality: int = 95) -> None:
-    """Write one RGB frame as JPEG (``quality`` 1-100) or PNG (lossless), chosen by the file suffix."""
+def write_image(path: str | Path, rgb: np.ndarray, *, quality: int = 95, sync_dir: bool = True) -> None:
+    """Write one RGB frame as JPEG (``quality`` 1-100) or PNG (lossless), chosen by the file suffix.
+
+    The file is fsynced before it gets its name; ``sync_dir=False`` leaves the directory fsync to a caller that
+    writes many files into it."""
     import cv2  # heavy; only image writing needs it
 
     p = Path(path)
@@ -40,19 +42,18 @@ def write_image(path: str | Path, rgb: np.ndarray, *, quality: int = 95) -> None
     ok, data = cv2.imencode(suffix, np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise EncodeError(f"OpenCV could not encode {suffix}", path=str(p))
-    tmp = _temp_name(p)
     try:
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, p)
+        atomic.atomic_write_bytes(p, data.tobytes(), sync_dir=sync_dir)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise EncodeError(f"cannot write image: {err.strerror or err}", path=str(p)) from None
 
 
-def write_mp4(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, crf: int = 15) -> int:
+def write_mp4(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, crf: int = 15,
+              sync_dir: bool = True) -> int:
     """Encode frames into a constant-frame-rate H.264 mp4, exactly one video frame per input frame.
 
-    yuv420p when both dimensions are even, else yuv444p (4:2:0 needs even sizes). Returns the frame count.
+    yuv420p when both dimensions are even, else yuv444p (4:2:0 needs even sizes). Returns the frame count. The file
+    is fsynced before it gets its name (``sync_dir`` as in `write_image`).
 
     Raises:
         EncodeError: no frames, frames of differing shape or dtype, or ffmpeg failed.
@@ -65,12 +66,8 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, crf
     if first is None:
         raise EncodeError("no frames to write", path=str(p))
     _check_frame(first, str(p))
-    tmp = _temp_name(p)
-    try:
+    with atomic.writing(p, sync_dir=sync_dir) as tmp:
         count = _encode(mp4_argv(tmp, first.shape[1], first.shape[0], fps, crf), _chain(first, it), first.shape, p)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.debug("%s: wrote %d frames", p, count)
     return count
 
@@ -131,7 +128,3 @@ def _check_frame(rgb: np.ndarray, path: str, shape: tuple[int, ...] | None = Non
     if shape is not None and rgb.shape != shape:
         raise EncodeError(f"all frames must have shape {shape}, got {rgb.shape}", path=path)
 
-
-def _temp_name(p: Path) -> Path:
-    """A hidden sibling of ``p`` (same directory, so the final rename is atomic)."""
-    return p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")

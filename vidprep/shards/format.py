@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from vidprep.errors import ShardError
+from vidprep.shards.atomic import TEMP_RE, parse_temp_name, safe_host, temp_name  # noqa: F401 - one temp scheme
 
 log = logging.getLogger("vidprep.shards.format")
 
@@ -50,7 +51,6 @@ CLIP_FIELDS: dict[str, str] = {
 FRAME_RESERVED = ("rgb", "jpeg", "pts_s", "index")
 
 SHARD_RE = re.compile(r"^shard-(\d{5,})\.h5$")
-TEMP_RE = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>.*)-(?P<pid>\d+)-(?P<rand>[0-9a-f]+)$")
 
 
 def shard_name(k: int) -> str:
@@ -58,24 +58,6 @@ def shard_name(k: int) -> str:
     if k < 0:
         raise ValueError(f"shard number must be >= 0, got {k}")
     return f"shard-{k:05d}.h5"
-
-
-def safe_host(host: str) -> str:
-    """Host name reduced to characters that are safe in a file name."""
-    return re.sub(r"[^A-Za-z0-9.\-]", "_", host) or "host"
-
-
-def temp_name(final: str, host: str, pid: int, rand: str) -> str:
-    """Hidden temp name of a shard being written; carries host and pid so stale leftovers can be recognised."""
-    return f".{final}.tmp-{safe_host(host)}-{pid}-{rand}"
-
-
-def parse_temp_name(name: str) -> dict | None:
-    """``{"final", "host", "pid", "rand"}`` for a temp shard name, else None."""
-    m = TEMP_RE.match(name)
-    if not m:
-        return None
-    return {"final": m["final"], "host": m["host"], "pid": int(m["pid"]), "rand": m["rand"]}
 
 
 def find_shards(path_or_paths: str | Path | Iterable[str | Path]) -> list[Path]:

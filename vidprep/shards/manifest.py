@@ -1,4 +1,4 @@
-"""Output-directory bookkeeping: manifest.json, errors.jsonl, temp leftovers, durable writes.
+"""Output-directory bookkeeping: manifest.json and errors.jsonl (temp files: atomic.py and cleanup.py).
 
 Several processes (workers, array-job tasks on one machine) may finish shards into the same directory, so every
 manifest update is a read-modify-write under an ``fcntl.flock`` lock file, written to a temp file and renamed.
@@ -14,9 +14,6 @@ import json
 import logging
 import os
 import platform
-import secrets
-import socket
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +25,8 @@ import numpy as np
 from vidprep import __version__
 from vidprep.errors import ShardError, UsageError
 from vidprep.shards import format as fmt
+from vidprep.shards.atomic import atomic_write_text, fsync_dir  # noqa: F401 - re-exported (older import sites)
+from vidprep.shards.cleanup import cleanup_temp, find_temp  # noqa: F401 - re-exported (public API)
 
 log = logging.getLogger("vidprep.shards.manifest")
 
@@ -107,9 +106,15 @@ def locked(out_dir: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
-def record_shard(out_dir: str | Path, summary: Any, *, config: dict | None = None) -> dict[str, Any]:
-    """Add or replace one shard entry (a ShardSummary or its dict) and refresh failed_inputs; returns the manifest."""
-    entry = _entry(summary.to_dict() if hasattr(summary, "to_dict") else dict(summary))
+def record_shard(out_dir: str | Path, summary: Any, *, config: dict | None = None,
+                 inputs: list[str] | None = None) -> dict[str, Any]:
+    """Add or replace one shard entry (a ShardSummary or its dict) and refresh failed_inputs; returns the manifest.
+
+    ``inputs``: every video id of the shard's work unit, failed ones included (kept as ``input_ids``, so a resume
+    can tell that the unit's inputs changed without opening the shard).
+    """
+    entry = _entry({**(summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)),
+                    **({"input_ids": inputs} if inputs is not None else {})})
     update = empty_manifest(config)
     update["shards"] = [entry]
     return merge_into(out_dir, update)
@@ -147,6 +152,8 @@ def merge(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
         old = shards.get(s["name"])
         if old and old.get("sha256") != s.get("sha256"):
             log.debug("manifest entry for %s replaced (shard rewritten)", s["name"])
+        if old and "input_ids" in old and "input_ids" not in s and old.get("video_ids") == s.get("video_ids"):
+            s = {**s, "input_ids": old["input_ids"]}  # a rewrite (normalization) keeps what the unit was made from
         shards[s["name"]] = s
     out = {**empty_manifest(), **base, **{k: v for k, v in other.items() if v is not None}}
     out["config"] = other.get("config") or base.get("config")
@@ -172,8 +179,10 @@ def rebuild(out_dir: str | Path, *, config: dict | None = None) -> dict[str, Any
         with h5py.File(path, "r") as f:
             ids = f["videos/id"].asstr()[:].tolist()
             frames = sum(f[f"frames/{v}/pts_s"].shape[0] for v in range(len(ids)))
+            failed = json.loads(f["meta/errors_json"].asstr()[()]) if "meta/errors_json" in f else []
             entry = {"name": path.name, "kind": str(f.attrs["kind"]), "videos": len(ids),
-                     "clips": int(f["clips/video_index"].shape[0]), "frames": frames, "video_ids": ids}
+                     "clips": int(f["clips/video_index"].shape[0]), "frames": frames, "video_ids": ids,
+                     "input_ids": ids + [e["video_id"] for e in failed if e.get("video_id")]}
             built["config"] = built["config"] or fmt.read_json_attr(f, fmt.META_CONFIG)
         digest, size = fsync_and_hash(path)
         built["shards"].append(_entry({**entry, "bytes": size, "sha256": digest}))
@@ -188,7 +197,10 @@ def _entry(d: dict) -> dict[str, Any]:
     missing = [k for k in keys if k not in d]
     if missing:
         raise ShardError(f"shard summary lacks {', '.join(missing)}")
-    return {k: list(d[k]) if k == "video_ids" else d[k] for k in keys}
+    entry = {k: list(d[k]) if k == "video_ids" else d[k] for k in keys}
+    if d.get("input_ids") is not None:
+        entry["input_ids"] = sorted(set(d["input_ids"]))
+    return entry
 
 
 def append_error(out_dir: str | Path, record: dict[str, Any]) -> None:
@@ -251,20 +263,6 @@ def compact_errors(out_dir: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file durably under a temp name in the same directory, then rename it over ``path``."""
-    tmp = path.with_name(fmt.temp_name(path.name, socket.gethostname(), os.getpid(), secrets.token_hex(4)))
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
 def fsync_and_hash(path: Path) -> tuple[str, int]:
     """sha256 and size of a closed file, fsynced so its bytes are on disk before it is renamed."""
     h = hashlib.sha256()
@@ -274,53 +272,3 @@ def fsync_and_hash(path: Path) -> tuple[str, int]:
         os.fsync(fh.fileno())
         size = fh.tell()
     return h.hexdigest(), size
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename durable; a file system that cannot fsync a directory only loses durability, so log it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError as err:
-        log.debug("cannot open %s to fsync: %s", directory, err)
-        return
-    try:
-        os.fsync(fd)
-    except OSError as err:
-        log.debug("fsync of directory %s failed: %s", directory, err)
-    finally:
-        os.close(fd)
-
-
-def find_temp(out_dir: str | Path) -> list[Path]:
-    """Temp files of shard writers and manifest updates in a directory (what a crash leaves behind)."""
-    return sorted(p for p in Path(out_dir).iterdir() if fmt.parse_temp_name(p.name) and p.is_file())
-
-
-def cleanup_temp(out_dir: str | Path, *, stale_after_s: float = 3600.0) -> list[Path]:
-    """Remove temp shards left by crashed writers; returns the removed paths.
-
-    A temp file is removed when its writer ran on this host and that process is gone, or when it has not been
-    modified for ``stale_after_s`` seconds (writers on other hosts sharing the directory). Pass 0 to remove all.
-    """
-    here = fmt.safe_host(socket.gethostname())
-    removed = []
-    for p in find_temp(out_dir):
-        info = fmt.parse_temp_name(p.name)
-        dead = info is not None and info["host"] == here and not _pid_alive(info["pid"])
-        if dead or time.time() - p.stat().st_mtime >= stale_after_s:
-            p.unlink(missing_ok=True)
-            removed.append(p)
-            log.info("removed leftover temp shard %s", p.name)
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -32,9 +32,6 @@ name only when complete.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,8 +41,7 @@ import numpy as np
 
 from vidprep import __version__
 from vidprep.errors import ShardError
-from vidprep.shards.format import temp_name
-from vidprep.shards.manifest import fsync_dir
+from vidprep.shards import atomic
 
 FORMAT = "vidprep-normalization"
 FORMAT_VERSION = 1
@@ -56,19 +52,11 @@ RESERVED_ATTRS = ("format", "format_version", "created_utc", "vidprep_version")
 def save_normalization(path: str | Path, stats: dict[str, np.ndarray], attrs: dict[str, Any]) -> Path:
     """Write arrays (names may hold ``/`` for groups, e.g. ``running/mean``) and attributes atomically."""
     final = Path(path)
-    tmp = final.with_name(temp_name(final.name, socket.gethostname(), os.getpid(), secrets.token_hex(4)))
-    try:
+    with atomic.writing(final, lock=False) as tmp:  # HDF5 locks a file it opens by name itself
         with h5py.File(tmp, "w") as f:
             _write_attrs(f, attrs)
             for name, value in stats.items():
                 f.create_dataset(name, data=np.asarray(value))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(final.parent)
     return final
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
-import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -22,8 +19,9 @@ import numpy as np
 
 from vidprep import __version__
 from vidprep.errors import ShardError
+from vidprep.shards import atomic
 from vidprep.shards import format as fmt
-from vidprep.shards.manifest import ShardSummary, fsync_and_hash, fsync_dir
+from vidprep.shards.manifest import ShardSummary, fsync_and_hash
 from vidprep.shards.storage import DiscardableFile, FeatureStore, extend_rows
 
 log = logging.getLogger("vidprep.shards.writer")
@@ -62,12 +60,12 @@ class ShardWriter:
         self.class_names = list(class_names or [])
         if not self.path.parent.is_dir():
             raise ShardError("output directory does not exist", path=str(self.path.parent))
-        name = fmt.temp_name(self.path.name, socket.gethostname(), os.getpid(), secrets.token_hex(4))
-        self.temp_path = self.path.parent / name
+        self.temp_path = atomic.temp_path_for(self.path)
         self._videos: list[dict | None] = []
         self._clips: dict[str, list] = {k: [] for k in fmt.CLIP_FIELDS}
         self._state = "open"
         self._raw = DiscardableFile(self.temp_path)
+        atomic.claim(self.temp_path)  # lock + heartbeat: cleanup by another task never takes a live shard
         self._f = h5py.File(self._raw, "w")
         try:
             self._init_file(config)
@@ -249,8 +247,8 @@ class ShardWriter:
             if problems:
                 raise ShardError("invalid shard: " + "; ".join(problems[:5]), path=str(self.path))
             digest, size = fsync_and_hash(self.temp_path)
-            os.replace(self.temp_path, self.path)
-            fsync_dir(self.path.parent)
+            atomic.release(self.temp_path)  # unlocked before the rename, so no reader ever meets our lock
+            atomic.publish(self.temp_path, self.path, synced=True)
         except BaseException:
             self.abort()
             raise
@@ -273,6 +271,7 @@ class ShardWriter:
             log.debug("closing %s failed: %s", self.temp_path, err)
         self._raw.close()
         self.temp_path.unlink(missing_ok=True)
+        atomic.release(self.temp_path)
 
     def _require_open(self) -> None:
         if self._state != "open":
