@@ -1,8 +1,9 @@
 """Run the stages over many videos: inputs -> work units -> executor -> shards, resumable and array-job safe.
 
 The driver owns the output directory's bookkeeping (manifest.json, errors.jsonl, index.jsonl); workers only write
-their own shard. A unit whose shard already exists is done, so re-running the same command resumes; a shard keeps
-its unit's failures inside it, so errors.jsonl can be restored after a crash between the two writes.
+their own shard. A unit whose shard already exists is done, so re-running the same command resumes (resume.py
+checks that each finished unit was made from the same videos); a shard keeps its unit's failures inside it, so
+errors.jsonl can be restored after a crash between the two writes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.labels import resolve as resolve_labels
+from vidprep.resume import check_overwrite, pending_units
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
 from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
 
@@ -115,14 +117,15 @@ def run(
     labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
     _check_stage_setup(job, options.executor)
+    check_overwrite(options.overwrite, options.num_shards)
     prepare_output(out, record, options.overwrite)
     units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
     summary = RunSummary(str(out), videos_failed=len(listed.problems))
-    _record_input_problems(out, listed, options)
     fmt = config.split.format if config.features is None else "h5"
-    todo = [u for u in units if not unit_output_path(out, fmt, u.index).exists()]
+    todo = pending_units(out, fmt, units, total_units=len(partition(listed.videos, config.videos_per_shard)),
+                         shard_index=options.shard_index, num_shards=options.num_shards)
+    _record_input_problems(out, listed, options)
     summary.skipped_units = len(units) - len(todo)
-    _restore_errors(out, fmt)
     tasks = itertools.chain(
         ((u, job, str(unit_output_path(out, fmt, u.index))) for u in todo),
         _shard_tasks(shard_inputs, job, out, fmt, summary),
@@ -217,7 +220,7 @@ def _publish(out: Path, result: UnitResult, record: dict, summary: RunSummary, o
         return
     path = result.shard["path"] if isinstance(result.shard, dict) else str(result.shard.path)
     if not isinstance(result.shard, dict):
-        record_shard(out, result.shard, config=record)
+        record_shard(out, result.shard, config=record, inputs=[v.video_id for v in result.videos])
     summary.shards.append(path)
     if on_shard is not None:
         on_shard(path)
@@ -227,21 +230,6 @@ def _error_record(video: object) -> dict:
     from vidprep.sinks import error_record
 
     return error_record(video)
-
-
-def _restore_errors(out: Path, fmt: str) -> None:
-    """After a crash between a shard's rename and its errors being logged, put those errors back (idempotent)."""
-    from vidprep.shards.manifest import append_error, read_errors, record_shard, load
-    from vidprep.recovery import completed_units
-
-    known = {(e.get("video_id"), e.get("message")) for e in read_errors(out)}
-    listed = {s["name"] for s in load(out).get("shards", [])}
-    for name, summary, errors in completed_units(out, fmt):
-        if summary is not None and name not in listed:
-            record_shard(out, summary)
-        for rec in errors:
-            if (rec.get("video_id"), rec.get("message")) not in known:
-                append_error(out, rec)
 
 
 def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expected_shards: int | None) -> None:

@@ -107,6 +107,7 @@ class FileSink:
         self.meta: dict[int, dict] = {}
         self.records: list[dict] = []
         self.failed: list[dict] = []
+        self.dirs: set[Path] = set()  # folders written into: fsynced once before the index part is published
 
     def add_video(self, video_id: str, source: str, meta: dict) -> int:
         v = len(self.videos)
@@ -144,14 +145,16 @@ class FileSink:
         if self.fmt == "mp4":
             target = base / f"{name}.mp4"
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_mp4(target, frames, fps=_rate(pts))
+            write_mp4(target, frames, fps=_rate(pts), sync_dir=False)
+            self.dirs.add(target.parent)
             return [str(target)]
         folder = base / name
         folder.mkdir(parents=True, exist_ok=True)
+        self.dirs.add(folder)
         out = []
         for frame, ordinal in zip(frames, idx):
             target = folder / f"{int(ordinal):06d}.{self.fmt}"
-            write_image(target, frame, quality=self.quality)
+            write_image(target, frame, quality=self.quality, sync_dir=False)
             out.append(str(target))
         return out
 
@@ -183,16 +186,17 @@ class FileSink:
         self.failed = [error_record(r) for r in failed]
 
     def commit(self) -> dict:
-        """Publish the unit's index part (temp + rename)."""
+        """Publish the unit's index part (temp + fsync + rename) once every file it lists is durable."""
+        from vidprep.resume import unit_part_header
+        from vidprep.shards.atomic import atomic_write_text, fsync_dir
+
+        for folder in sorted(self.dirs):
+            fsync_dir(folder)
         self.part_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.part_path.with_name(self.part_path.name + f".tmp-{os.getpid()}")
-        lines = [json.dumps(r, ensure_ascii=False) for r in self.records]
+        lines = [unit_part_header([v["video_id"] for v in self.videos] + [e["video_id"] for e in self.failed])]
+        lines += [json.dumps(r, ensure_ascii=False) for r in self.records]
         lines += [json.dumps({"error": e}, ensure_ascii=False) for e in self.failed]
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write("".join(line + "\n" for line in lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.part_path)
+        atomic_write_text(self.part_path, "".join(line + "\n" for line in lines))
         return {"path": str(self.part_path), "clips": len(self.records), "videos": len(self.videos) - len(self.failed)}
 
     def _close_store(self, v: int) -> None:
@@ -210,14 +214,14 @@ class FileSink:
 
 def merge_index(out_dir: str | Path) -> Path:
     """Concatenate all unit index parts (in unit order) into OUT/index.jsonl, atomically."""
+    from vidprep.shards.atomic import writing
+
     out = Path(out_dir)
     parts = sorted((out / PARTS_DIR).glob("shard-*.jsonl"))
-    tmp = out / f".index.jsonl.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as dst:
+    with writing(out / "index.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as dst:
         for part in parts:
             with open(part, encoding="utf-8") as src:
-                dst.writelines(line for line in src if not line.startswith('{"error"'))
-    os.replace(tmp, out / "index.jsonl")
+                dst.writelines(line for line in src if not line.startswith(('{"error"', '{"unit"')))
     return out / "index.jsonl"
 
 

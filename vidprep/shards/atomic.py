@@ -140,8 +140,18 @@ class _Claims:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._fds: dict[str, int] = {}
-        self._owner_pid = -1  # a forked child inherits the dict but not the thread: restart it there
+        self._owner_pid = -1  # the pid whose heartbeat thread runs (a forked child has none until it claims)
         self._wake = threading.Event()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget_parent)
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's claims are not ours, and its lock may have been held mid-beat."""
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)  # our copy only: the parent's descriptor keeps its lock
+        self._lock = threading.Lock()
+        self._fds = {}
 
     def claim(self, path: Path, lock: bool) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

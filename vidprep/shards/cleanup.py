@@ -47,8 +47,9 @@ def _is_file(entry: os.DirEntry) -> bool:
 
 def cleanup_temp(out_dir: str | Path, *, stale_after_s: float = atomic.STALE_AFTER_S,
                  subdirs: Iterable[str | Path] = ()) -> list[Path]:
-    """Remove abandoned temp files (see module doc); returns the removed paths. ``stale_after_s=0`` removes every
-    temp nobody holds a lock on (for a directory no other host writes to)."""
+    """Remove abandoned temp files (see module doc); returns the removed paths. ``subdirs`` are searched too
+    (image/mp4 outputs write into per-video folders). ``stale_after_s=0`` removes other hosts' unlocked temps at
+    once (only for a directory no other host is writing to)."""
     removed = []
     for p in find_temp(out_dir, subdirs=subdirs):
         if is_abandoned(p, stale_after_s):
