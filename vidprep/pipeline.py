@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -69,10 +68,11 @@ def config_record(config: RunConfig) -> dict:
 def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
     """Create OUT, refuse one written with another config (unless overwrite), and prove it is writable."""
     from vidprep.shards import manifest
+    from vidprep.shards.atomic import temp_path_for
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe_file = out_dir / f".vidprep-write-test-{os.getpid()}"
+        probe_file = temp_path_for(out_dir / ".write-test")  # a temp name cleanup knows, should we die here
         probe_file.write_bytes(b"")
         probe_file.unlink()
     except OSError as err:
