@@ -163,6 +163,14 @@ def test_cleanup_keeps_live_temps_and_removes_abandoned_ones(tmp_path: Path) -> 
     assert cleanup_temp(tmp_path) == [locked], "without the lock (and no heartbeat) it is abandoned"
 
 
+def test_cleanup_never_searches_outside_the_output(tmp_path: Path) -> None:
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    outside = _temp(elsewhere, "a.jpg", atomic.this_host(), _dead_pid())
+    assert cleanup_temp(out, subdirs=["../elsewhere", str(elsewhere)]) == [] and outside.exists()
+
+
 def test_heartbeat_keeps_a_claimed_temp_fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(atomic, "HEARTBEAT_S", 0.05)
     claims = atomic._Claims()  # its own thread, beating at the patched rate

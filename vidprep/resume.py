@@ -40,7 +40,7 @@ def check_overwrite(overwrite: bool, num_shards: int) -> None:
 
 def unit_part_header(video_ids: Iterable[str]) -> str:
     """First line of an index part: every video id of its unit (failed ones too), for the resume check."""
-    return json.dumps({"unit": {"video_ids": sorted(set(video_ids))}}, ensure_ascii=False)
+    return json.dumps({"unit": {"video_ids": sorted({v for v in video_ids if v is not None})}}, ensure_ascii=False)
 
 
 def pending_units(out: Path, fmt: str, units: list[WorkUnit], *, total_units: int, shard_index: int,

@@ -23,8 +23,11 @@ def find_temp(out_dir: str | Path, *, subdirs: Iterable[str | Path] = ()) -> lis
     """Temp files in ``out_dir`` and, recursively, in each of ``subdirs`` (relative to it) that exist."""
     root = Path(out_dir)
     found = _temps_in(root)
+    inside = root.resolve()
     for sub in subdirs:
         top = root / sub
+        if not top.resolve().is_relative_to(inside):  # never search (and clean) outside the output directory
+            continue
         for dirpath, _dirs, files in os.walk(top, onerror=lambda err: None):
             found += [Path(dirpath) / name for name in files if atomic.parse_temp_name(name)]
     return sorted(set(found))
