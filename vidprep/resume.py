@@ -140,9 +140,9 @@ def _describe(fmt: str, name: str, made: Made, unit: WorkUnit) -> str | None:
     added, removed = sorted(want - have), sorted(have - want)
     if not added and not removed:
         return None
-    what = [f"{_count(len(ids), verb)} ({_names(ids)})" for ids, verb in ((added, "added"), (removed, "removed")) if ids]
-    return f"{_rel(fmt, name)} was made from {_show(have)} but this run's unit {unit.index} is {_show(want)}: " + \
-        ", ".join(what)
+    what = ", ".join(f"{_count(len(ids), verb)} ({_names(ids)})"
+                     for ids, verb in ((added, "added"), (removed, "removed")) if ids)
+    return f"{_rel(fmt, name)} was made from {_show(have)} but this run's unit {unit.index} is {_show(want)}: {what}"
 
 
 def _message(out: Path, changes: list[str]) -> str:
