@@ -20,6 +20,7 @@ from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.labels import resolve as resolve_labels
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
+from vidprep.stages.runtime import check_run_device
 from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
 
 log = logging.getLogger("vidprep.pipeline")
@@ -114,6 +115,7 @@ def run(
         require_ffmpeg()
     labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
+    check_run_device(config, options.executor, options.ray_address)
     _check_stage_setup(job, options.executor)
     prepare_output(out, record, options.overwrite)
     units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
