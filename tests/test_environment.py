@@ -91,3 +91,57 @@ def test_device_names() -> None:
             runtime.parse_device(bad)
     assert runtime.pick_precision("cuda:1", "auto") == "fp16"
     runtime.check_device("cuda:7", remote=True)  # a Ray cluster's workers may have GPUs the driver lacks
+
+
+@pytest.fixture(scope="module")
+def small_shards(numbered_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`vidprep split` output: one shard of the numbered video (2 fps, 32 px)."""
+    out = tmp_path_factory.mktemp("stdin") / "root" / "frames"
+    result = cli("split", numbered_video, "-o", out, "--fps", "2", "--size", "32", "--executor", "serial", "-q")
+    assert result.exit_code == 0 and len(shard_paths(out)) == 1, result.output
+    return out
+
+
+def error_records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+
+
+def test_stdin_shard_paths_get_the_checks_of_any_input(small_shards: Path, tmp_path: Path) -> None:
+    """A FIFO named .h5 (opening it would block), a shard outside --root and a directory arrive on stdin after a good
+    shard: each bad path is one error record, the good shard is processed, nothing hangs."""
+    root = small_shards.parent
+    good = shard_paths(small_shards)[0]
+    fifo = root / "fifo.h5"
+    os.mkfifo(fifo)
+    outside = tmp_path / "outside.h5"
+    outside.write_bytes(good.read_bytes())
+    linked = root / "link.h5"  # inside --root by name, outside by target
+    linked.symlink_to(outside)
+    stdin = "\n".join(map(str, [good, fifo, outside, linked, root / "missing.h5"])) + "\n"
+    out = tmp_path / "enh"
+    proc = vidprep("enhance", "-", "-o", out, "--root", root, "--contrast", "autolevels", "--executor", "serial",
+                   input=stdin, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    records = {r["path"]: r for r in error_records(out)}
+    assert set(records) == {str(fifo), str(outside), str(linked), str(root / "missing.h5")}, records
+    assert "not a regular file" in records[str(fifo)]["message"]
+    assert "outside the input root" in records[str(outside)]["message"]
+    assert "outside the input root" in records[str(linked)]["message"]
+    assert all(r["stage"] == "input" and r["error_type"] == "InputError" for r in records.values())
+    assert [p.name for p in shard_paths(out)] == [good.name] and proc.stdout.split() == [str(out / good.name)]
+
+
+def test_fifo_shard_in_an_output_directory_is_refused(small_shards: Path, tmp_path: Path) -> None:
+    from vidprep.inputs import expand
+
+    copy = tmp_path / "frames"
+    copy.mkdir()
+    (copy / "manifest.json").write_text((small_shards / "manifest.json").read_text())
+    good = copy / "shard-00000.h5"
+    good.write_bytes(shard_paths(small_shards)[0].read_bytes())
+    os.mkfifo(copy / "shard-00001.h5")
+    listed = expand([str(copy)])
+    assert listed.shards == [str(good)]
+    assert [(p.path, p.message) for p in listed.problems] == [
+        (str(copy / "shard-00001.h5"), "not a regular file (FIFO, device or socket)")]
