@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidprep import testhooks
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
@@ -70,6 +71,7 @@ def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
     from vidprep.shards import manifest
 
     try:
+        testhooks.before_output_write(out_dir)  # TEST-ONLY: inert unless VIDPREP_TEST_READ_ONLY is set
         out_dir.mkdir(parents=True, exist_ok=True)
         probe_file = out_dir / f".vidprep-write-test-{os.getpid()}"
         probe_file.write_bytes(b"")
