@@ -66,11 +66,10 @@ def run_example(name: str, capsys: pytest.CaptureFixture[str], *args: str | Path
 
 
 def require_vidprep_features() -> None:
-    """xfail (not fail) while `vidprep features` or its resnet18 is not implemented yet."""
+    """`vidprep features --list-models` must work and list resnet18: a hard failure otherwise, never a skip."""
     result = cli("features", "--list-models")
-    if result.exit_code != 0 or "resnet18" not in result.stdout:
-        pytest.xfail(f"`vidprep features --list-models` is not ready (exit {result.exit_code}: "
-                     f"{result.exception!r}); the feature tests need it")
+    assert result.exit_code == 0 and "resnet18" in result.stdout, (
+        f"`vidprep features --list-models` failed (exit {result.exit_code}: {result.exception!r}):\n{result.output}")
 
 
 @pytest.fixture(scope="module", autouse=True)

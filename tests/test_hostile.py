@@ -70,12 +70,15 @@ class Run:
         return [ln for ln in self.stderr.splitlines() if ln.strip()]
 
 
-def vidprep(*args: object, cwd: Path, stdin: bytes | None = None, timeout: float = 120) -> Run:
-    """Run the real CLI; a run past ``timeout`` is killed with its whole process group and fails the test."""
+def vidprep(*args: object, cwd: Path, stdin: bytes | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> Run:
+    """Run the real CLI (``env`` added to the environment); a run past ``timeout`` is killed with its whole process
+    group and fails the test."""
     argv = [*VIDPREP, *(os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in args)]
     fd, rss_file = tempfile.mkstemp(prefix="vidprep-hostile-rss-")
     os.close(fd)
-    env = {**os.environ, "HOSTILE_RSS_FILE": rss_file, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "HOSTILE_RSS_FILE": rss_file, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
+           **(env or {})}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", _RSS_WRAPPER, *argv], cwd=cwd, env=env, start_new_session=True,
                             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -503,33 +506,59 @@ def _umount(where: Path) -> None:
     subprocess.run(["umount", str(where)], capture_output=True)
 
 
-def test_read_only_output_is_a_usage_error_before_decoding(corpus: Corpus, work: Path) -> None:
-    ro = work / "ro-mount"
-    if os.geteuid() == 0:
-        if not _mount_tmpfs(ro, "ro,size=1m"):
-            pytest.skip("running as root (permission bits do not apply) and cannot mount a read-only tmpfs")
+# Each output-side fault runs twice: "filesystem" for real (a tmpfs mount when this container may mount, else
+# permission bits when not root; skipped when neither applies) and "injected" through vidprep.testhooks (EROFS or
+# ENOSPC raised where the OS would raise it), so an unprivileged CI container, or one running as root, tests it too.
+FAULT_MODES = ["filesystem", "injected"]
+
+
+@pytest.mark.parametrize("mode", FAULT_MODES)
+def test_read_only_output_is_a_usage_error_before_decoding(corpus: Corpus, work: Path, mode: str) -> None:
+    ro = work / f"ro-{mode}"
+    env, mounted = {}, False
+    if mode == "injected":
+        ro.mkdir()
+        env = {"VIDPREP_TEST_READ_ONLY": str(ro)}
+    elif os.geteuid() == 0:
+        mounted = _mount_tmpfs(ro, "ro,size=1m")
+        if not mounted:
+            pytest.skip("running as root (permission bits do not apply) and cannot mount a read-only tmpfs; "
+                        "the 'injected' variant covers this")
     else:
         ro.mkdir()
         ro.chmod(0o555)
     try:
         for out in (ro, ro / "sub"):
-            run = vidprep("split", corpus.root, "-o", out, *SPLIT, *SERIAL, cwd=work, timeout=60)
+            run = vidprep("split", corpus.root, "-o", out, *SPLIT, *SERIAL, cwd=work, timeout=60, env=env)
             assert run.rc == 2, run.explain()
             assert len(run.error_lines()) == 1 and str(ro) in run.stderr, f"decoding started?\n{run.explain()}"
+            assert "read-only" in run.stderr.lower() or "permission" in run.stderr.lower(), run.explain()
     finally:
-        _umount(ro) if os.geteuid() == 0 else ro.chmod(0o755)
+        if mounted:
+            _umount(ro)
+        elif mode == "filesystem":
+            ro.chmod(0o755)
+    assert not (ro / "sub").exists()
 
 
-def test_full_disk_leaves_no_corrupt_shard_and_reports(corpus: Corpus, work: Path) -> None:
-    full = work / "full-mount"
-    if not _mount_tmpfs(full, "size=2m"):
-        pytest.skip("cannot mount a 2 MiB tmpfs here (needs root / CAP_SYS_ADMIN) to simulate a full disk")
+@pytest.mark.parametrize("mode", FAULT_MODES)
+def test_full_disk_leaves_no_corrupt_shard_and_reports(corpus: Corpus, work: Path, mode: str) -> None:
+    full = work / f"full-{mode}"
+    env, mounted = {}, False
+    if mode == "injected":
+        full.mkdir()
+        env = {"VIDPREP_TEST_FAIL_WRITE_AFTER": str(2 << 20)}  # as the 2 MiB tmpfs: shard writes fail after 2 MiB
+    else:
+        mounted = _mount_tmpfs(full, "size=2m")
+        if not mounted:
+            pytest.skip("cannot mount a 2 MiB tmpfs here (needs root / CAP_SYS_ADMIN); the 'injected' variant "
+                        "covers this")
     try:
         names = ["good_h264", "name_dash", "name_dashdash", "h264_444", "lies_duration_mkv", "vp9_mkv"]
-        listing = write_list(work / "full.txt", [corpus.cases[n].path for n in names if n in corpus.cases])
+        listing = write_list(work / f"full-{mode}.txt", [corpus.cases[n].path for n in names if n in corpus.cases])
         out = full / "out"
         run = vidprep("split", f"@{listing}", "-o", out, "--size", "128", "--videos-per-shard", "2", *SERIAL,
-                      cwd=work, timeout=120)
+                      cwd=work, timeout=120, env=env)
         assert run.rc in (1, 3), f"a full disk is a failure, not a crash or success\n{run.explain()}"
         assert "space" in run.stderr.lower(), run.explain()
         assert_no_traceback(run)
@@ -541,7 +570,8 @@ def test_full_disk_leaves_no_corrupt_shard_and_reports(corpus: Corpus, work: Pat
                 f.visititems(lambda _n, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
         assert not [p for p in out.iterdir() if ".tmp-" in p.name], "temp shards left on the full disk"
     finally:
-        _umount(full)
+        if mounted:
+            _umount(full)
 
 
 # ---------------------------------------------------------------------------------------------------- nothing leaks

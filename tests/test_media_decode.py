@@ -309,3 +309,70 @@ def test_hdr_is_tone_mapped_to_sdr(transfer: str, make_video: Callable[..., Path
     untouched = ffmpeg_rgb(hdr, 96, 72).astype(np.float32)  # plain swscale, as without tone mapping
     assert mapped.shape == reference.shape == untouched.shape
     assert np.abs(mapped - reference).mean() < 0.65 * np.abs(untouched - reference).mean()  # measured 0.43, 0.48
+
+
+HDR_SOURCE = "testsrc2=size=96x72:rate=25"
+TO_PQ = ("format=gbrpf32le,zscale=tin=bt709:pin=bt709:min=gbr:rin=full:t=smpte2084:p=bt2020:m=bt2020nc:r=tv:npl=100,"
+         "format=yuv420p10le")
+
+
+@pytest.fixture(scope="module")
+def pq_transfer_only(make_video: Callable[..., Path]) -> Path:
+    """10-bit HEVC mastered to BT.2020 PQ but tagged with its transfer only (no primaries, no matrix), as some
+    cameras and re-muxers write it: zscale alone refuses it ("no path between colorspaces")."""
+    if "libx265" not in run([FFMPEG, "-hide_banner", "-encoders"]).decode():
+        pytest.skip("this ffmpeg has no libx265 encoder")
+    return make_video("hdr_pq_trc_only.mp4", "-c:v", "libx265", "-x265-params", "log-level=error", "-color_trc",
+                      "smpte2084", source=f"{HDR_SOURCE},{TO_PQ}")
+
+
+def _sdr_reference(make_video: Callable[..., Path]) -> np.ndarray:
+    sdr = make_video("sdr_reference.mp4", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv444p",
+                     source=HDR_SOURCE)
+    return np.stack([f.rgb for f in frames_of(sdr)]).astype(np.float32)
+
+
+def test_hdr_tagged_only_by_transfer_is_tone_mapped_with_bt2020_assumed(pq_transfer_only: Path,
+                                                                         make_video: Callable[..., Path]) -> None:
+    info = probe(pq_transfer_only)
+    assert (info.codec, info.bit_depth, info.color_transfer) == ("hevc", 10, "smpte2084")
+    assert info.color_primaries == "" and info.color_space == ""  # what ffprobe reports: the tags are missing
+    assert "setparams=color_primaries=bt2020:colorspace=bt2020nc" in " ".join(decode_argv(info))
+    reference = _sdr_reference(make_video)
+    mapped = np.stack([f.rgb for f in frames_of(pq_transfer_only)]).astype(np.float32)
+    untouched = ffmpeg_rgb(pq_transfer_only, 96, 72).astype(np.float32)
+    assert mapped.shape == reference.shape == untouched.shape
+    assert np.abs(mapped - reference).mean() < 0.65 * np.abs(untouched - reference).mean()
+
+
+def test_failed_tone_mapping_falls_back_to_plain_conversion(pq_transfer_only: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A tone-mapping chain that ffmpeg rejects: the frames still come, once each, converted without it."""
+    from vidprep.media import filtergraph
+
+    monkeypatch.setattr(filtergraph, "TONEMAP_FILTERS", ("zscale=t=linear:no_such_option=1",))
+    with caplog.at_level("WARNING", logger="vidprep.media.decode"):
+        frames = frames_of(pq_transfer_only)
+    assert [f.index for f in frames] == list(range(25))
+    assert [f.pts_s for f in frames] == pytest.approx(relative(ffprobe_frames(pq_transfer_only)), abs=1e-6)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "WITHOUT tone mapping" in warnings[0], warnings
+    plain = ffmpeg_rgb(pq_transfer_only, 96, 72).astype(np.float32)  # swscale, as the fallback converts
+    assert np.abs(np.stack([f.rgb for f in frames]).astype(np.float32) - plain).mean() < 2.0
+    sampled = frames_of(pq_transfer_only, Sampling("every", 5))  # the fallback keeps the sampling
+    assert [f.index for f in sampled] == list(range(0, 25, 5))
+
+
+def test_split_keeps_hdr_video_tagged_only_by_transfer(pq_transfer_only: Path, tmp_path: Path,
+                                                       make_video: Callable[..., Path]) -> None:
+    """The CLI: the partly tagged HDR file lands in the shard (exit 0, no error record), near the SDR original."""
+    from clihelp import cli, read_videos
+
+    out = tmp_path / "out"
+    result = cli("split", pq_transfer_only, "-o", out, "--executor", "serial", "-q")
+    assert result.exit_code == 0, result.output
+    assert not (out / "errors.jsonl").exists() or not (out / "errors.jsonl").read_text().strip()
+    stored = read_videos(out)[pq_transfer_only.name]["rgb"].astype(np.float32)
+    reference = _sdr_reference(make_video)
+    assert stored.shape == reference.shape
+    assert np.abs(stored - reference).mean() < 0.65 * np.abs(ffmpeg_rgb(pq_transfer_only, 96, 72) - reference).mean()

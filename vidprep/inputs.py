@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -75,11 +75,35 @@ def is_shard_path(path: Path) -> bool:
     return path.suffix == ".h5"
 
 
-def _shard_files(path: str) -> list[str]:
-    """A shard file itself, or the completed shards of a vidprep output directory."""
-    if os.path.isdir(path):
-        return sorted(str(p) for p in Path(path).glob("shard-*.h5"))
-    return [path]
+def _shard_files(path: str) -> Iterator[tuple[str, str | None]]:
+    """(shard, problem or None): a checked shard file itself, or each completed shard of a vidprep output
+    directory with the checks a directory walk applies (regular file; no symlink leaving the directory)."""
+    if not os.path.isdir(path):
+        yield path, None
+        return
+    real_dir = os.path.realpath(path)
+    for shard in sorted(str(p) for p in Path(path).glob("shard-*.h5")):
+        problem = _file_problem(shard)
+        if problem is None and not _inside(os.path.realpath(shard), real_dir):
+            problem = "symlink points outside the input directory"
+        yield shard, problem
+
+
+def checked_stream(entries: Iterable[str], root: str | None,
+                   on_problem: Callable[[InputProblem], None]) -> Iterator[str]:
+    """Shard paths streamed from stdin, as they arrive, with the checks any other input gets (``--root``, regular
+    file, symlinks, output directories expanded): a refused path goes to ``on_problem`` and the stream goes on.
+    So a FIFO named ``x.h5`` is one problem, never opened (opening it would block until a writer appears)."""
+    root_path = Path(os.path.abspath(root)) if root else None
+    for entry in entries:
+        for path, _, problem in _candidates(entry, None, root_path):
+            if problem is None and not is_shard_path(Path(path)):
+                problem = "not a shard: once stdin starts with shard paths, it must list only shards"
+            for shard, bad in [(path, problem)] if problem else _shard_files(path):
+                if bad:
+                    on_problem(InputProblem(display_path(shard), bad))
+                else:
+                    yield shard
 
 
 def read_list_file(path: str, *, nul: bool = False) -> list[str]:
@@ -133,7 +157,11 @@ def expand(
             if problem:
                 result.problems.append(InputProblem(display_path(path), problem))
             elif is_shard_path(Path(path)):
-                result.shards.extend(_shard_files(path))
+                for shard, bad in _shard_files(path):
+                    if bad:
+                        result.problems.append(InputProblem(display_path(shard), bad))
+                    else:
+                        result.shards.append(shard)
             else:
                 found.setdefault(os.path.realpath(path), (path, walk_root))
     common = str(root_path) if root_path else _common_root([r for _, r in found.values()])

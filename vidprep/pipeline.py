@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidprep import testhooks
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.labels import resolve as resolve_labels
 from vidprep.resume import check_overwrite, pending_units
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
+from vidprep.stages.runtime import check_run_device
 from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
 
 log = logging.getLogger("vidprep.pipeline")
@@ -71,6 +73,7 @@ def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
     from vidprep.shards.atomic import temp_path_for
 
     try:
+        testhooks.before_output_write(out_dir)  # TEST-ONLY: inert unless VIDPREP_TEST_READ_ONLY is set
         out_dir.mkdir(parents=True, exist_ok=True)
         probe_file = temp_path_for(out_dir / ".write-test")  # a temp name cleanup knows, should we die here
         probe_file.write_bytes(b"")
@@ -116,6 +119,7 @@ def run(
         require_ffmpeg()
     labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
+    check_run_device(config, options.executor, options.ray_address)
     _check_stage_setup(job, options.executor)
     check_overwrite(options.overwrite, options.num_shards)
     prepare_output(out, record, options.overwrite)

@@ -42,6 +42,9 @@ class VideoInfo:
     has_alpha: bool = False
     interlaced: bool = False
     color_transfer: str = ""
+    color_primaries: str = ""
+    color_space: str = ""
+    color_range: str = ""
 
     def to_dict(self) -> dict:
         """Plain-JSON view (for `probe --json` and shard metadata)."""

@@ -74,6 +74,23 @@ def split_stdin(inputs: list[str], *, nul: bool) -> tuple[list[str], Iterator[st
     return rest + ([first] if first else []) + list(lines), None
 
 
+def checked_stdin(stream: Iterator[str] | None, root: str | None, output: Path, listed: Any) -> Iterator[str]:
+    """Shard paths streamed from stdin with the per-path checks of any input; each refused path is logged, recorded
+    in OUT/errors.jsonl (the stream is read after OUT is prepared) and added to ``listed.problems`` (exit 3)."""
+    import logging
+
+    from vidprep.inputs import InputProblem, checked_stream
+    from vidprep.shards.manifest import append_error
+
+    def record(problem: InputProblem) -> None:
+        logging.getLogger("vidprep.cli.stage_cmds").error("%s: %s", problem.path, problem.message)
+        listed.problems.append(problem)
+        append_error(output, {"path": problem.path, "video_id": None, "stage": "input", "error_type": "InputError",
+                              "message": f"{problem.path}: {problem.message}"})
+
+    return checked_stream(stream or (), root, record)
+
+
 def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, Any]) -> None:
     """Shared body of the four stage commands."""
     from vidprep.cli.progress import Progress
@@ -95,16 +112,17 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     try:
         summary = run(listed, cfg, output, run_opts, on_unit=progress.update,
                       on_shard=None if options["json_out"] else emit,
-                      shard_inputs=itertools.chain(listed.shards, stream or ()))
+                      shard_inputs=itertools.chain(listed.shards, checked_stdin(stream, root, output, listed)))
     finally:
         progress.close()
     if options.get("preview"):
         from vidprep.preview_run import write_preview
 
         write_preview(listed, cfg, stage, options["preview"])
+    code = summary.exit_code or (EXIT_PARTIAL if listed.problems else 0)  # stdin problems arrive during the run
     if options["json_out"]:
-        emit_json({k: v for k, v in asdict(summary).items()} | {"exit_code": summary.exit_code})
-    if summary.exit_code or listed.problems:
+        emit_json({k: v for k, v in asdict(summary).items()} | {"exit_code": code})
+    if code:
         raise typer.Exit(EXIT_PARTIAL)
 
 

@@ -37,7 +37,10 @@ crop comes last. Colour rule: swscale converts every source format to 8-bit ``rg
 matrix and range (BT.601 when untagged); higher bit depths are reduced to 8 bits and alpha is dropped (not
 composited); the source ``pix_fmt``/bit depth stay recorded in :class:`VideoInfo`. HDR streams (PQ or HLG transfer)
 are tone-mapped to SDR BT.709 after scaling (:data:`vidprep.media.filtergraph.TONEMAP_FILTERS`), so they look as a player on an SDR screen
-shows them rather than washed out.
+shows them rather than washed out. Colour tags the stream leaves out are assumed (BT.2020 primaries and matrix,
+limited range: :data:`vidprep.media.filtergraph.HDR_ASSUMED_TAGS`); if tone mapping still fails before the first
+frame, the video is decoded again from the start without it (a warning says so), so a playable file is never lost
+to colour handling.
 
 Interlaced video: ``deinterlace="auto"`` (the default) puts ffmpeg's ``bwdif`` (one output frame per input frame,
 ``deint=interlaced``: only frames flagged interlaced are touched) first in the chain when the stream's field order
@@ -52,6 +55,7 @@ afterwards only if ffmpeg exits non-zero, made no progress for ``timeout_s``, or
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import re
@@ -62,7 +66,8 @@ import numpy as np
 
 from vidprep.errors import ConfigError, DecodeError
 from vidprep.media import ffmpeg as tools
-from vidprep.media.filtergraph import ROTATE_FILTERS, decode_argv, deinterlace_filter, output_size, run_argv
+from vidprep.media.filtergraph import (HDR_TRANSFERS, ROTATE_FILTERS, decode_argv, deinterlace_filter, output_size,
+                                      run_argv, without_tonemap)
 from vidprep.media.framelog import END, FrameLog, IndexedFrameLog, StreamEnded
 from vidprep.media.probe import scan_video_packets
 from vidprep.media.seek import FrameIndex, SeekRun, plan_runs, sampled_ordinals, startup_frames, worth_seeking
@@ -110,6 +115,36 @@ def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = Si
         DecodeError: frame too large, ffmpeg failed or stalled, or no frame decoded.
     """
     check_request(info, sampling, size, max_pixels)
+    attempt = functools.partial(_decode_checked, sampling=sampling, size=size, timeout_s=timeout_s,
+                                prefetch=prefetch, deinterlace=deinterlace, seek=seek)
+    if info.color_transfer in HDR_TRANSFERS:
+        return _tonemap_or_plain(info, attempt)
+    return attempt(info)
+
+
+def _tonemap_or_plain(info: VideoInfo, attempt: Callable[[VideoInfo], Iterator[DecodedFrame]]
+                      ) -> Iterator[DecodedFrame]:
+    """Decode an HDR stream with tone mapping; when that fails before its first frame (zimg refuses the stream's
+    colours), decode it again from the start without tone mapping, with a warning: the video is kept, its colours
+    as swscale converts them. A failure after frames were yielded is raised as is (nothing is yielded twice)."""
+    yielded = False
+    try:
+        for frame in attempt(info):
+            yielded = True
+            yield frame
+        return
+    except DecodeError as err:
+        if yielded:
+            raise
+        reason = str(err).removeprefix(f"{err.path}: ") if err.path else str(err)
+    log.warning("%s: HDR tone mapping failed (%s); note: frames converted WITHOUT tone mapping (colours as an "
+                "HDR-unaware player shows them)", info.path, reason)
+    yield from attempt(without_tonemap(info))
+
+
+def _decode_checked(info: VideoInfo, *, sampling: Sampling, size: SizeSpec, timeout_s: float, prefetch: int,
+                    deinterlace: str, seek: bool) -> Iterator[DecodedFrame]:
+    """The body of :func:`decode` after its checks: plan seeks or a sequential decode of one filter chain."""
     index, total = None, None
     may_seek = seek and _may_seek(info, sampling, deinterlace)
     if sampling.mode == "uniform" or may_seek:

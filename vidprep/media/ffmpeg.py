@@ -48,7 +48,13 @@ PROTOCOL_WHITELIST = "file"
 GLOBAL_ARGS: tuple[str, ...] = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "info")
 INSTALL_HINT = ("install it, e.g. `apt-get install -y ffmpeg` (Debian/Ubuntu), `brew install ffmpeg` (macOS) "
                 "or `conda install ffmpeg`")
+MIN_VERSION = (5, 1)
+"""Oldest ffmpeg/ffprobe release vidprep works with (``-fps_mode``, ``showinfo`` fields, ffprobe JSON it reads)."""
+UPGRADE_HINT = ("Ubuntu 22.04 and Debian 11 ship 4.x: use a static build (https://johnvansickle.com/ffmpeg/ or "
+                "https://github.com/BtbN/FFmpeg-Builds/releases, put it first on PATH), `conda install -c conda-forge "
+                "'ffmpeg>=5.1'`, or `apt-get install ffmpeg` on Debian 12+ / Ubuntu 23.04+")
 STDERR_TAIL_LINES = 50
+_VERSION_RE = re.compile(r"^n?(\d+)\.(\d+)(?:\.(\d+))?")
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 _PREFIX_RE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
@@ -68,9 +74,34 @@ def tool_path(name: str) -> str:
 
 
 def require_ffmpeg() -> None:
-    """Fail early (exit 2) when ffmpeg or ffprobe is missing or does not run."""
+    """Fail early (exit 2) when ffmpeg or ffprobe is missing, does not run, or is older than :data:`MIN_VERSION`."""
     for name in ("ffmpeg", "ffprobe"):
-        tool_version(tool_path(name))
+        exe = tool_path(name)
+        check_version(name, exe, tool_version(exe))
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``(major, minor[, micro])`` of a release version string, or None for a build without one.
+
+    Releases print ``5.1.6-0+deb12u1``, ``6.1.1-3ubuntu5``, ``7.0-static`` or ``n6.0`` (a tag build); git
+    snapshots print ``N-112345-g0123abcd`` or a date (``2023-03-05-git-...``), which carry no release number."""
+    match = _VERSION_RE.match(text)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else None
+
+
+def check_version(name: str, exe: str, version: str) -> None:
+    """DependencyError (exit 2) naming the version when it is older than :data:`MIN_VERSION`.
+
+    A git snapshot has no release number to compare: it is accepted (most are recent) with a debug log line."""
+    parsed = parse_version(version)
+    if parsed is None:
+        log.debug("%s %s: version %r has no release number (a git build?); assuming it is recent enough",
+                  name, exe, version)
+        return
+    if parsed < MIN_VERSION:
+        need = ".".join(map(str, MIN_VERSION))
+        raise DependencyError(f"{name} {version} ({exe}) is too old: vidprep needs {name} >= {need}. "
+                              f"{UPGRADE_HINT}")
 
 
 def tool_version(exe: str) -> str:

@@ -6,6 +6,7 @@ each filter implements are described in that module's docstring.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from fractions import Fraction
 
@@ -25,6 +26,11 @@ TONEMAP_FILTERS = ("zscale=t=linear:npl=100", "format=gbrpf32le", "zscale=p=bt70
                    "zscale=t=bt709:m=bt709:r=full", "format=gbrp")
 """HDR (PQ or HLG, BT.2020) to SDR BT.709: linear light with SDR white at 100 nits, BT.709 primaries, the mobius
 curve (linear through most of the SDR range, highlights rolled off), BT.709 transfer, full-range RGB."""
+HDR_ASSUMED_TAGS = (("color_primaries", "color_primaries", "bt2020"), ("color_space", "colorspace", "bt2020nc"),
+                    ("color_range", "range", "tv"))
+"""(VideoInfo field, ``setparams`` option, value assumed when the stream does not say): an HDR stream tagged only
+by its transfer is taken as BT.2020 primaries, BT.2020 non-constant-luminance matrix and limited range, as HDR10
+and HLG broadcasts are; zscale cannot convert a stream whose primaries or matrix are unknown."""
 
 
 def output_size(info: VideoInfo, size: SizeSpec = SizeSpec()) -> tuple[int, int]:
@@ -81,7 +87,8 @@ def run_filter_chain(info: VideoInfo, run: SeekRun, index: FrameIndex, size: Siz
 
 
 def tonemap_filters(info: VideoInfo) -> list[str]:
-    """:data:`TONEMAP_FILTERS` for an HDR stream (by its transfer characteristic), else nothing.
+    """:data:`TONEMAP_FILTERS` for an HDR stream (by its transfer characteristic), else nothing; tags the stream
+    leaves out are first set to :data:`HDR_ASSUMED_TAGS`.
 
     Needs ffmpeg's ``zscale`` (libzimg); without it the HDR stream is converted like any other and a warning says
     so."""
@@ -91,7 +98,16 @@ def tonemap_filters(info: VideoInfo) -> list[str]:
         log.warning("%s: HDR (%s) converted without tone mapping: this ffmpeg has no zscale filter", info.path,
                     info.color_transfer)
         return []
-    return list(TONEMAP_FILTERS)
+    assumed = [f"{option}={value}" for field, option, value in HDR_ASSUMED_TAGS if not getattr(info, field)]
+    if assumed:
+        log.debug("%s: HDR stream without some colour tags; assuming %s", info.path, ", ".join(assumed))
+    return ([f"setparams={':'.join(assumed)}"] if assumed else []) + list(TONEMAP_FILTERS)
+
+
+def without_tonemap(info: VideoInfo) -> VideoInfo:
+    """The same stream with its HDR transfer dropped, so its filter chains convert colours as for SDR (no tone
+    mapping): the fallback for a stream whose tone mapping fails (see :func:`vidprep.media.decode.decode`)."""
+    return dataclasses.replace(info, color_transfer="")
 
 
 def geometry_filters(info: VideoInfo, size: SizeSpec) -> list[str]:

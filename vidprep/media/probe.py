@@ -174,8 +174,16 @@ def _video_info(p: Path, s: dict[str, Any], fmt: dict[str, Any], *, has_audio: b
         duration_s=_positive(s.get("duration")) or _positive(fmt.get("duration")),
         start_time_s=_float(s.get("start_time"), _float(fmt.get("start_time"), 0.0)),
         num_frames=_int(s.get("nb_frames")), has_audio=has_audio, bit_depth=depth, has_alpha=alpha,
-        interlaced=s.get("field_order") in INTERLACED_ORDERS, color_transfer=str(s.get("color_transfer") or ""),
+        interlaced=s.get("field_order") in INTERLACED_ORDERS, color_transfer=_tag(s, "color_transfer"),
+        color_primaries=_tag(s, "color_primaries"), color_space=_tag(s, "color_space"),
+        color_range=_tag(s, "color_range"),
     )
+
+
+def _tag(stream: dict[str, Any], key: str) -> str:
+    """A colour tag as ffprobe names it (``bt2020``, ``smpte2084``, ``tv``...), "" when absent or unspecified."""
+    value = str(stream.get(key) or "")
+    return "" if value in ("unknown", "unspecified", "reserved") else value
 
 
 def rotation_of(stream: dict[str, Any]) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from vidprep import testhooks
 from vidprep.errors import ShardError
 from vidprep.shards import format as fmt
 
@@ -58,6 +59,7 @@ class DiscardableFile(io.RawIOBase):
         if self._discarding:
             return len(data)
         try:
+            testhooks.before_shard_write(len(data))  # TEST-ONLY: inert unless VIDPREP_TEST_FAIL_WRITE_AFTER is set
             return self._file.write(data)
         except OSError as err:
             self.error = err  # reported by ShardWriter; HDF5 itself never sees the failure, so it stays consistent

@@ -64,7 +64,8 @@ class Runtime:
         import torch
 
         dtype = self.amp_dtype
-        return torch.autocast(self.device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        kind = self.device.partition(":")[0]  # autocast takes a device type, not cuda:N
+        return torch.autocast(kind, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def choose_runtime(device: str, precision: str, threads: int | None = None) -> Runtime:
@@ -79,18 +80,62 @@ def choose_runtime(device: str, precision: str, threads: int | None = None) -> R
     return Runtime(dev, prec, n)
 
 
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+
+
+def parse_device(device: str) -> tuple[str, int | None]:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps`` -> (kind, CUDA index or None); ConfigError naming --device else."""
+    kind, sep, index = device.partition(":")
+    if kind not in DEVICE_KINDS or (sep and (kind != "cuda" or not index.isdigit())):
+        raise ConfigError(f"--device: unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)")
+    return kind, int(index) if sep else None
+
+
 def pick_device(device: str) -> str:
-    """``auto`` -> cuda, then mps, then cpu; an explicit device must be available (ConfigError otherwise)."""
+    """``auto`` -> cuda, then mps, then cpu; an explicit device must be usable here (ConfigError otherwise)."""
     import torch
 
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
     if device == "auto":
-        return next(d for d in ("cuda", "mps", "cpu") if available[d])
-    if device not in available:
-        raise ConfigError(f"--device: unknown device {device!r} (use auto, cpu, cuda or mps)")
-    if not available[device]:
+        found = (d for d, usable in (("cuda", torch.cuda.is_available), ("mps", _mps_available)) if usable())
+        return next(found, "cpu")
+    kind, index = parse_device(device)
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device: {device} is not available on this machine (torch sees no CUDA device)")
+        if index is not None and index >= count:
+            raise ConfigError(f"--device: {device} does not exist (torch sees {count} CUDA device(s), 0-{count - 1})")
+    elif kind == "mps" and not _mps_available():
         raise ConfigError(f"--device: {device} is not available on this machine")
     return device
+
+
+def check_device(device: str, *, remote: bool = False) -> None:
+    """The driver's check, before any decoding, that ``--device`` can be used where the workers will run.
+
+    Cheap: the name is checked without torch; torch is imported only for ``cuda``/``mps``, which are then looked
+    up as the workers would. Skipped (``remote``) when the workers run on a Ray cluster, whose nodes may have
+    GPUs the driver lacks: there a worker that cannot use the device fails its units."""
+    if device == "auto" or parse_device(device)[0] == "cpu":
+        return
+    if remote:
+        log.debug("--device %s not checked on the driver: the workers run on a Ray cluster", device)
+        return
+    pick_device(device)
+
+
+def check_run_device(config: Any, executor: str | None, ray_address: str | None) -> None:
+    """A features run's ``--device``, checked by the driver before any decoding under every executor.
+
+    The serial, process and local-Ray executors run on this machine, so what the driver sees is what the workers
+    get. A Ray cluster (``--ray-address``, ``RAY_ADDRESS`` or a Ray the caller already connected) is not checked."""
+    feats = getattr(config, "features", None)
+    if feats is None:
+        return
+    ray = sys.modules.get("ray")
+    remote = executor == "ray" and bool(ray_address or os.environ.get("RAY_ADDRESS")
+                                        or (ray is not None and ray.is_initialized()))
+    check_device(feats.device, remote=remote)
 
 
 def _mps_available() -> bool:
@@ -104,7 +149,7 @@ def pick_precision(device: str, precision: str) -> str:
     """``auto`` -> fp16 on cuda, bf16 on a CPU with native bf16, else fp32; explicit values are kept."""
     if precision != "auto":
         return precision
-    if device == "cuda":
+    if device.startswith("cuda"):
         return "fp16"
     if device == "cpu" and cpu_has_native_bf16():
         return "bf16"
