@@ -106,9 +106,11 @@ def run(
 ) -> RunSummary:
     """Process every input video into shards under ``out_dir``; returns what happened."""
     from vidprep.media.ffmpeg import require_ffmpeg
+    from vidprep.normalize_setup import resolve_stats_from
 
     started = time.monotonic()
     out = Path(out_dir).absolute()
+    config = resolve_stats_from(config, out, options.overwrite)
     record = config_record(config)
     if listed.videos:
         require_ffmpeg()
