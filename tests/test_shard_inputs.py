@@ -157,3 +157,58 @@ def test_method_option_contradicting_stats_is_exit_2(frames: Path, fitted: Path,
     assert res.exit_code == 2, res.stderr
     assert f"{option[0]} {option[1]}" in res.stderr and "zscore" in res.stderr
     assert not out.exists() or not list(out.glob("*.h5"))
+
+
+@pytest.mark.parametrize("stage, given, named", [
+    ("enhance", ("--fps", "1", "--contrast", "autolevels"), "--fps"),
+    ("augment", ("--clip-frames", "2", "--hflip", "0.5"), "--clip-frames"),
+    ("features", ("--size", "64", *FEATS), "--size"),
+    ("features", ("--scenes", *FEATS), "--scenes"),
+    ("features", ("--format", "jpg", *FEATS), "--format"),
+    ("features", ("--frame-codec", "jpeg", *FEATS), "--frame-codec"),
+])
+def test_options_that_do_not_apply_are_exit_2(frames: Path, tmp_path: Path, stage: str, given: tuple[str, ...],
+                                              named: str) -> None:
+    out = tmp_path / "out"
+    res = cli(stage, frames, "-o", out, *given)
+    assert res.exit_code == 2, res.stderr
+    assert named in res.stderr
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_split_table_in_a_pipeline_file_is_refused_on_shards(frames: Path, tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text('[split]\nfps = 1\n[enhance]\ncontrast = "autolevels"\n')
+    res = cli("run", pipeline, frames, "-o", tmp_path / "out", "--executor", "serial")
+    assert res.exit_code == 2 and "--fps" in res.stderr, res.stderr
+
+
+def test_features_on_shards_records_no_invented_split_defaults(frames: Path, raw: Path) -> None:
+    """resnet18's video defaults (1 fps, short side 256) are not what made these frames: not recorded."""
+    with h5py.File(next(iter(shard_paths(frames))), "r") as f:
+        made_by = json.loads(f["meta/config_json"].asstr()[()])["split"]
+    assert (made_by["fps"], made_by["size"]) == (2.0, 32)
+    for path in shard_paths(raw):
+        split = meta_of(path)[0]["split"]
+        assert not {"fps", "size", "every", "num_frames", "clip_frames", "scenes", "tail"} & set(split), split
+        assert split["format"] == "h5"
+    manifest = json.loads((raw / "manifest.json").read_text())
+    assert "fps" not in manifest["config"]["split"]
+
+
+def test_mixed_inputs_apply_split_options_to_the_videos(frames: Path, make_video: Callable[..., Path],
+                                                        tmp_path: Path) -> None:
+    video = make_video("shardin_mixed.mp4", source="testsrc2=size=64x48:rate=25", seconds=1.0)
+    out = tmp_path / "out"
+    # The input shard is shard-00001.h5, so its output does not take the name of the video's unit (shard-00000.h5).
+    res = cli("enhance", video, frames / "shard-00001.h5", "-o", out, "--fps", "4", "--size", "16",
+              "--contrast", "autolevels", "--executor", "serial")
+    assert res.exit_code == 0, res.stderr
+    pts = {}
+    for path in shard_paths(out):
+        with h5py.File(path, "r") as f:
+            for v, vid in enumerate(f["videos/id"].asstr()[:]):
+                pts[vid] = (f[f"frames/{v}/pts_s"][:], f[f"frames/{v}/rgb"].shape[1:3])
+            assert json.loads(f["meta/config_json"].asstr()[()])["split"]["fps"] == 4.0
+    assert len(pts["shardin_mixed.mp4"][0]) == 4 and min(pts["shardin_mixed.mp4"][1]) == 16
+    assert len(pts["dog/dog1.mp4"][0]) == 2 and min(pts["dog/dog1.mp4"][1]) == 32

@@ -105,13 +105,14 @@ def run(
     shard_inputs: Iterable[str] = (),
 ) -> RunSummary:
     """Process every input video into shards under ``out_dir``; returns what happened."""
+    from vidprep.applicable import record_applied
     from vidprep.media.ffmpeg import require_ffmpeg
     from vidprep.normalize_setup import resolve_stats_from
 
     started = time.monotonic()
     out = Path(out_dir).absolute()
     config = resolve_stats_from(config, out, options.overwrite)
-    record = config_record(config)
+    record = record_applied(config, listed)
     if listed.videos:
         require_ffmpeg()
     labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
