@@ -212,3 +212,99 @@ def test_mixed_inputs_apply_split_options_to_the_videos(frames: Path, make_video
             assert json.loads(f["meta/config_json"].asstr()[()])["split"]["fps"] == 4.0
     assert len(pts["shardin_mixed.mp4"][0]) == 4 and min(pts["shardin_mixed.mp4"][1]) == 16
     assert len(pts["dog/dog1.mp4"][0]) == 2 and min(pts["dog/dog1.mp4"][1]) == 32
+
+
+@pytest.fixture(scope="module")
+def other_shards(make_video: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Frame shards of another step: bird/ and dog/ labelled from directories ([bird, dog]), and one unlabeled video.
+
+    Returned by what they hold; the files are renamed so no two inputs of a test share a name.
+    """
+    base = tmp_path_factory.mktemp("other")
+    root = base / "videos"
+    for cls, src in (("bird", "smptebars"), ("dog", "testsrc")):
+        (root / cls).mkdir(parents=True)
+        (root / cls / f"{cls}2.mp4").write_bytes(
+            make_video(f"shardin_{cls}2.mp4", source=f"{src}=size=64x48:rate=25", seconds=0.6).read_bytes())
+    (base / "plain").mkdir()
+    (base / "plain" / "ant1.mp4").write_bytes(
+        make_video("shardin_ant.mp4", source="rgbtestsrc=size=64x48:rate=25", seconds=0.6).read_bytes())
+    for name, src, extra in (("bd", root, ("--label-from-dir",)), ("plain", base / "plain", ())):
+        res = cli("split", src, "-o", base / name, "--fps", "2", "--size", "32", "--videos-per-shard", "1",
+                  "--executor", "serial", *extra)
+        assert res.exit_code == 0, res.stderr
+    (base / "plain" / "shard-00000.h5").rename(base / "shard-00007.h5")
+    (base / "bd" / "shard-00001.h5").rename(base / "shard-00005.h5")
+    return {"dog2": base / "shard-00005.h5", "ant1": base / "shard-00007.h5", "bird2": base / "bd" / "shard-00000.h5"}
+
+
+def labels_by_video(out: Path) -> dict[str, set[str]]:
+    """Each output video's clip labels as class names (plain h5py; -1 as None)."""
+    got: dict[str, set] = {}
+    for path in shard_paths(out):
+        with h5py.File(path, "r") as f:
+            names = json.loads(f["meta/class_names"].asstr()[()])
+            off, labels = f["videos/clip_offset"][:], f["clips/label"][:]
+            for v, vid in enumerate(f["videos/id"].asstr()[:]):
+                got[str(vid)] = {names[n] if n >= 0 else None for n in labels[off[v]:off[v + 1]]}
+    return got
+
+
+def test_labels_on_shard_inputs_are_merged_and_remapped_by_name(frames: Path, other_shards: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    """[cat, dog] + [bird, dog] + unlabeled, with a CSV naming the unlabeled video: one list, meanings kept."""
+    with h5py.File(other_shards["dog2"], "r") as f:
+        assert json.loads(f["meta/class_names"].asstr()[()]) == ["bird", "dog"] and set(f["clips/label"][:]) == {1}
+    csv = tmp_path / "labels.csv"
+    csv.write_text("video_id,label\nplain_ant1.mp4,ant\nant1.mp4,ant\ncat/cat1.mp4,cat\n")
+    out = tmp_path / "out"
+    res = cli("enhance", frames / "shard-00000.h5", other_shards["dog2"], other_shards["ant1"], "-o", out,
+              "--contrast", "autolevels", "--labels", csv, "--executor", "serial")
+    assert res.exit_code == 0, res.stderr
+    assert "1 label rows name no input video" in res.stderr
+    for path in shard_paths(out):
+        with h5py.File(path, "r") as f:
+            assert json.loads(f["meta/class_names"].asstr()[()]) == ["ant", "bird", "cat", "dog"]
+    assert labels_by_video(out) == {"cat/cat1.mp4": {"cat"}, "dog/dog2.mp4": {"dog"}, "ant1.mp4": {"ant"}}
+    from vidprep.shards.reader import ShardSet
+
+    assert ShardSet(out).class_names == ["ant", "bird", "cat", "dog"]
+
+
+def test_shards_with_other_class_lists_merge_by_name_without_labels(frames: Path, other_shards: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = cli("enhance", frames / "shard-00001.h5", other_shards["dog2"], "-o", out, "--contrast", "autolevels",
+              "--executor", "serial")
+    assert res.exit_code == 0, res.stderr
+    assert labels_by_video(out) == {"dog/dog1.mp4": {"dog"}, "dog/dog2.mp4": {"dog"}}
+    with h5py.File(out / "shard-00001.h5", "r") as f:
+        assert json.loads(f["meta/class_names"].asstr()[()]) == ["bird", "cat", "dog"]
+        assert set(f["clips/label"][:]) == {2}
+
+
+def test_labels_csv_that_would_change_a_stored_label_is_exit_2(frames: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text("dog/dog1.mp4,cat\n")
+    out = tmp_path / "out"
+    res = cli("enhance", frames, "-o", out, "--contrast", "autolevels", "--labels", csv, "--executor", "serial")
+    assert res.exit_code == 2, res.stderr
+    assert "--labels" in res.stderr and "dog/dog1.mp4" in res.stderr and "'dog'" in res.stderr
+    assert not out.exists() or not list(out.glob("*.h5"))
+
+
+def test_label_from_dir_on_shard_inputs_is_exit_2(frames: Path, tmp_path: Path) -> None:
+    res = cli("features", frames, "-o", tmp_path / "out", "--label-from-dir", *FEATS)
+    assert res.exit_code == 2 and "--label-from-dir" in res.stderr, res.stderr
+
+
+def test_streamed_shard_with_a_class_outside_the_run_is_one_error_record(frames: Path, other_shards: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    """Shards on stdin arrive after the class list is fixed: a class it lacks fails that video, loudly."""
+    out = tmp_path / "out"
+    res = cli("enhance", frames / "shard-00001.h5", "-", "-o", out, "--contrast", "autolevels", "--executor", "serial",
+              input=f"{other_shards['bird2']}\n")
+    assert res.exit_code == 3, res.stderr
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [e["video_id"] for e in errors] == ["bird/bird2.mp4"] and "'bird'" in errors[0]["message"]
+    assert labels_by_video(out) == {"dog/dog1.mp4": {"dog"}}

@@ -18,7 +18,7 @@ from pathlib import Path
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
-from vidprep.labels import resolve as resolve_labels
+from vidprep.shard_labels import resolve_run_labels
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
 from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
 
@@ -115,7 +115,7 @@ def run(
     record = record_applied(config, listed)
     if listed.videos:
         require_ffmpeg()
-    labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
+    labels = resolve_run_labels(listed, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
     _check_stage_setup(job, options.executor)
     prepare_output(out, record, options.overwrite)
