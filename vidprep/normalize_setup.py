@@ -54,6 +54,9 @@ def resolve_stats_from(config: RunConfig, out: Path, overwrite: bool) -> RunConf
     from vidprep.shards.normalization import NAME, stats_digest
 
     path = Path(feats.stats_from)
+    if overwrite and path.resolve() == (out / NAME).resolve():
+        raise UsageError("--stats-from names this output's own normalization.h5, which --overwrite deletes: copy it "
+                         "elsewhere first", path=str(path))
     arrays, attrs = _load(path)
     _check_model(path, attrs, arrays, run_model(feats, config.seed))
     method = _method(attrs, arrays)
