@@ -308,3 +308,22 @@ def test_streamed_shard_with_a_class_outside_the_run_is_one_error_record(frames:
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
     assert [e["video_id"] for e in errors] == ["bird/bird2.mp4"] and "'bird'" in errors[0]["message"]
     assert labels_by_video(out) == {"dog/dog1.mp4": {"dog"}}
+
+
+def test_array_tasks_normalize_once_and_match_a_single_run(six_videos: Path, tmp_path: Path) -> None:
+    """Two array tasks, then task 0 again: the last to finish fits; nothing is normalized twice."""
+    args = ("--fps", "2", "--size", "32", "--videos-per-shard", "3", *FEATS, "--normalize", "zscore")
+    single = tmp_path / "single"
+    assert cli("features", six_videos, "-o", single, *args).exit_code == 0
+    out = tmp_path / "array"
+    for task in ("0", "1", "0"):
+        res = cli("features", six_videos, "-o", out, *args, "--shard-index", task, "--num-shards", "2")
+        assert res.exit_code == 0, res.stderr
+        if task == "1":
+            after_fit = features_of(out)
+    final, expected = features_of(out), features_of(single)
+    assert sorted(final) == sorted(expected) == ["shard-00000.h5", "shard-00001.h5"]
+    for name in final:
+        assert np.array_equal(final[name], after_fit[name])
+        np.testing.assert_allclose(final[name], expected[name], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.concatenate(list(final.values())).mean(axis=0), 0, atol=1e-3)
