@@ -82,10 +82,9 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     """Shared body of the four stage commands."""
     from vidprep.cli.progress import Progress
     from vidprep.errors import EXIT_PARTIAL, UsageError
+    from vidprep.applicable import shard_inputs_only
     from vidprep.inputs import expand, partition, select_units
     from vidprep.pipeline import RunOptions, run
-
-    from vidprep.applicable import shard_inputs_only
 
     setup_logging(options["quiet"], options["verbose"])
     tables = _load_tables(options.get("config"))
