@@ -80,9 +80,9 @@ def split_stdin(inputs: list[str], *, nul: bool) -> tuple[list[str], Iterator[st
 
 def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, Any]) -> None:
     """Shared body of the four stage commands."""
+    from vidprep.applicable import shard_inputs_only
     from vidprep.cli.progress import Progress
     from vidprep.errors import EXIT_PARTIAL, UsageError
-    from vidprep.applicable import shard_inputs_only
     from vidprep.inputs import expand, partition, select_units
     from vidprep.pipeline import RunOptions, run
 
