@@ -295,6 +295,19 @@ class RunConfig(_Model):
             raise ValueError("must be >= 1")
         return v
 
+    @model_validator(mode="after")
+    def _feature_outputs(self) -> RunConfig:
+        """Feature runs write feature shards only (no frames): output options for frames would do nothing."""
+        if self.features is not None:
+            split = self.split
+            if "format" in split.model_fields_set and split.format != "h5":
+                raise ValueError(f"--format {split.format}: features writes feature shards (h5) only; use split, "
+                                 "enhance or augment for jpg/png/mp4 outputs")
+            for name in ("frame_codec", "jpeg_quality"):
+                if name in split.model_fields_set:
+                    raise ValueError(f"--{name.replace('_', '-')}: feature shards store no frames")
+        return self
+
     def stages(self) -> list[str]:
         """Names of the stages this run applies after splitting, in order."""
         return [s for s in STAGES[1:] if getattr(self, s) is not None]

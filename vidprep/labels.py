@@ -50,6 +50,11 @@ def from_csv(path: str, videos: Sequence[InputItem]) -> Labels:
     return Labels(classes, {vid: index[c] for vid, c in rows.items() if vid in known})
 
 
+def read_rows(path: str) -> dict[str, str]:
+    """The ``video_id -> class name`` rows of a labels CSV (usage errors for unreadable or malformed files)."""
+    return _read_rows(path)
+
+
 def _read_rows(path: str) -> dict[str, str]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:

@@ -2,8 +2,9 @@
 
 Statistics are accumulated shard by shard with mergeable accumulators (so the fit is exact across shards and
 workers), saved to OUT/normalization.h5 first, then each shard is rewritten atomically with normalized features and
-a reference to the statistics. The pass holds the output directory's lock and is idempotent: a shard already
-normalized with the same statistics is skipped, so a crash mid-pass is repaired by re-running, and the last of
+a reference to the statistics (their content id, ``stats_digest``: the same statistics keep their id however often
+the file is re-saved). The pass holds the output directory's lock and is idempotent: a shard already normalized
+with the same statistics is skipped, one normalized with other statistics is refused (never normalized twice), so a crash mid-pass is repaired by re-running, and the last of
 several array-job tasks to finish is the one that fits (earlier ones see missing shards and defer).
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -56,24 +56,41 @@ def _pass_lock(out: Path) -> Iterator[None]:
 
 
 def _statistics(out: Path, cfg: FeaturesConfig, shards: list[Path]) -> tuple[object, str]:
-    """The normalization to apply and its id: from --stats-from, from an earlier pass, or fitted now."""
-    from vidprep.shards.normalization import NAME, load_normalization, save_normalization
+    """The normalization to apply and its content id: from --stats-from, from an earlier pass, or fitted now.
+
+    OUT/normalization.h5 is written once: a re-run finds it holding the same statistics (same id) and keeps it, so
+    shards already normalized with them are recognised and never normalized twice.
+    """
+    from vidprep.shards.normalization import NAME, load_normalization, save_normalization, stats_digest
     from vidprep.stages.normalize import NormStats, fit_normalization
 
     target = out / NAME
     if cfg.stats_from:
         arrays, attrs = _load(Path(cfg.stats_from))
-        norm = NormStats.from_arrays(arrays, attrs)
-        save_normalization(target, {**arrays}, {**attrs, "source": str(cfg.stats_from)})
-    elif target.exists() and _fitted_for(target, cfg):
+        digest = stats_digest(arrays, attrs)
+        if not (target.is_file() and stats_digest(*load_normalization(target)) == digest):
+            save_normalization(target, arrays, {**attrs, "digest": digest, "source": str(cfg.stats_from)})
+        return NormStats.from_arrays(arrays, attrs), digest
+    if target.exists() and _fitted_for(target, cfg):
         arrays, attrs = load_normalization(target)
-        norm = NormStats.from_arrays(arrays, attrs)
-    else:
-        stats = _accumulate(shards)
-        norm = fit_normalization(stats, cfg)
-        running = {f"running/{k}": v for k, v in stats.to_arrays().items()}
-        save_normalization(target, {**norm.to_arrays(), **running}, {**norm.meta(), "config": _cfg_key(cfg)})
-    return norm, _file_digest(target)
+        return NormStats.from_arrays(arrays, attrs), stats_digest(arrays, attrs)
+    stats = _accumulate(shards)
+    norm = fit_normalization(stats, cfg)
+    digest = stats_digest(norm.to_arrays(), norm.meta())
+    running = {f"running/{k}": v for k, v in stats.to_arrays().items()}
+    attrs = {**norm.meta(), **_fitted_on(shards, stats.dim), "digest": digest, "config": _cfg_key(cfg)}
+    save_normalization(target, {**norm.to_arrays(), **running}, attrs)
+    return norm, digest
+
+
+def _fitted_on(shards: list[Path], dim: int | None) -> dict:
+    """Model, weights id and dimension of the features, from the first shard's record of its model."""
+    from vidprep.normalize_setup import weights_id
+    from vidprep.shards.format import META_CONFIG, read_json_attr
+
+    with h5py.File(shards[0], "r") as f:
+        info = (read_json_attr(f, META_CONFIG, default={}) or {}).get("features_model") or {}
+    return {"model": info.get("model"), "weights": weights_id(info) if info else None, "dim": dim}
 
 
 def _load(path: Path) -> tuple[dict, dict]:
@@ -82,7 +99,8 @@ def _load(path: Path) -> tuple[dict, dict]:
     if not path.is_file():
         raise UsageError("--stats-from: normalization file not found", path=str(path))
     arrays, attrs = load_normalization(path)
-    return {k: v for k, v in arrays.items() if not k.startswith("running/")}, attrs
+    keep = {k: v for k, v in attrs.items() if k not in ("digest", "source")}
+    return {k: v for k, v in arrays.items() if not k.startswith("running/")}, keep
 
 
 def _cfg_key(cfg: FeaturesConfig) -> str:
@@ -93,10 +111,6 @@ def _fitted_for(path: Path, cfg: FeaturesConfig) -> bool:
     from vidprep.shards.normalization import load_normalization
 
     return load_normalization(path)[1].get("config") == _cfg_key(cfg)
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _accumulate(shards: list[Path]) -> object:
@@ -124,8 +138,12 @@ def _rewrite(out: Path, path: Path, norm: object, digest: str, cfg: FeaturesConf
     from vidprep.shards.manifest import fsync_and_hash, record_shard
 
     with h5py.File(path, "r") as src:
-        if src.attrs.get(STATE_ATTR) == digest:
+        done = src.attrs.get(STATE_ATTR)
+        if done == digest:
             return
+        if done:
+            raise UsageError(f"shard was normalized with other statistics (id {done}, this run's are {digest}); "
+                             "re-run with --overwrite", path=str(path))
         tmp = atomic.temp_path_for(path)
         atomic.claim(tmp, lock=False)  # heartbeat: another task's cleanup keeps it; HDF5 locks it itself
         try:
@@ -150,8 +168,12 @@ def _copy_except_features(src: h5py.File, dst: h5py.File) -> None:
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for name in src:
-        if name != "clips":
+        if name not in ("clips", "meta"):
             src.copy(src[name], dst, name)
+    meta = dst.create_group("meta")
+    for name in src["meta"]:
+        if name != "normalization_json":
+            src.copy(src["meta"][name], meta, name)
     clips = dst.create_group("clips")
     for name in src["clips"]:
         if name != "features":

@@ -19,8 +19,8 @@ from vidprep import testhooks
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
-from vidprep.labels import resolve as resolve_labels
 from vidprep.resume import check_overwrite, pending_units
+from vidprep.shard_labels import resolve_run_labels
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
 from vidprep.stages.runtime import check_run_device
 from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
@@ -110,14 +110,17 @@ def run(
     shard_inputs: Iterable[str] = (),
 ) -> RunSummary:
     """Process every input video into shards under ``out_dir``; returns what happened."""
+    from vidprep.applicable import record_applied
     from vidprep.media.ffmpeg import require_ffmpeg
+    from vidprep.normalize_setup import resolve_stats_from
 
     started = time.monotonic()
     out = Path(out_dir).absolute()
-    record = config_record(config)
+    config = resolve_stats_from(config, out, options.overwrite)
+    record = record_applied(config, listed)
     if listed.videos:
         require_ffmpeg()
-    labels = resolve_labels(listed.videos, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
+    labels = resolve_run_labels(listed, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
     check_run_device(config, options.executor, options.ray_address)
     _check_stage_setup(job, options.executor)

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -171,11 +171,12 @@ class VideoProcessor:
     def run_shard_video(self, video: object) -> VideoResult:
         """Process one video of an input frame shard: its stored frames and its clip rows carry over."""
 
+        from vidprep.shard_labels import relabel_rows
+
         def body() -> tuple[int, int]:
             self.stage = "read"
             self.v = self.sink.add_video(video.video_id, video.source, video.meta)
-            label = self.job.labels.by_video.get(video.video_id)
-            rows = [r if label is None else replace(r, label=label) for r in video.rows]
+            rows = relabel_rows(video.rows, video.video_id, video.class_names, self.job.labels)
             return self._stages(video.video_id, video.chunks(), rows, -1)
 
         return self._guard(VideoResult(video.video_id, video.path), body)

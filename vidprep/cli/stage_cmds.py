@@ -25,8 +25,12 @@ STAGE_OPTS = {"split": SPLIT_OPTS, "enhance": ENHANCE_OPTS, "augment": AUGMENT_O
 RUN_KEYS = {"videos_per_shard": "videos_per_shard", "seed": "seed", "timeout": "timeout_s", "max_pixels": "max_pixels"}
 
 
-def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dict] | None = None) -> RunConfig:
-    """Merge the config file's tables (stages up to ``stage``) with the flags the user gave, then validate."""
+def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dict] | None = None, *,
+                 shard_inputs: bool = False) -> RunConfig:
+    """Merge the config file's tables (stages up to ``stage``) with the flags the user gave, then validate.
+
+    Per-model split defaults are for videos: with only shard inputs (frames already sampled) none are added.
+    """
     tables = {k: dict(v) for k, v in (file_tables or {}).items()}
     upto = STAGES[: STAGES.index(stage) + 1]
     tables = {k: v for k, v in tables.items() if k in upto or k == "run"}
@@ -36,7 +40,7 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
             tables.setdefault(name, {}).update(given)
     run_table = tables.setdefault("run", {})
     run_table.update({RUN_KEYS[k]: v for k, v in options.items() if k in RUN_KEYS and v is not None})
-    if "features" in tables:
+    if "features" in tables and not shard_inputs:
         _model_split_defaults(tables)
     return run_config_from(tables)
 
@@ -93,18 +97,20 @@ def checked_stdin(stream: Iterator[str] | None, root: str | None, output: Path, 
 
 def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, Any]) -> None:
     """Shared body of the four stage commands."""
+    from vidprep.applicable import shard_inputs_only
     from vidprep.cli.progress import Progress
     from vidprep.errors import EXIT_PARTIAL, UsageError
     from vidprep.inputs import expand, partition, select_units
     from vidprep.pipeline import RunOptions, run
 
     setup_logging(options["quiet"], options["verbose"])
-    cfg = build_config(stage, options, _load_tables(options.get("config")))
+    tables = _load_tables(options.get("config"))
     root = str(options["root"]) if options.get("root") else None
     inputs, stream = split_stdin(inputs, nul=options.get("null", False))
     listed = expand(inputs, glob=options.get("glob"), root=root, nul=options.get("null", False))
     if not listed.videos and not listed.shards and not listed.problems and stream is None:
         raise UsageError("no input videos found (directories are searched for video extensions; see --glob)")
+    cfg = build_config(stage, options, tables, shard_inputs=shard_inputs_only(listed))
     run_opts = RunOptions(options.get("executor"), options.get("workers"), options["shard_index"],
                           options["num_shards"], options["overwrite"], options.get("ray_address"))
     units = select_units(partition(listed.videos, cfg.videos_per_shard), run_opts.shard_index, run_opts.num_shards)

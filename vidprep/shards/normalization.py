@@ -9,7 +9,11 @@ Layout (``format="vidprep-normalization"``, ``format_version=1``)::
               count          feature rows the statistics were fitted on
               dim_out        output dimension (K for pca, D for zscore; 0 when it needs no statistics)
               eps, quant_stds, quant_levels   constants of the rules below
-              ...            whatever else the writer adds (model, weights, source run); JSON text for dicts/lists
+              digest         content id of the statistics (see ``stats_digest``); shards record it when normalized
+              model, weights, dim   what the statistics were fitted on: model name, weights id (``none(seed=S)``,
+                             a torchvision weights name, or ``sha256:HEX`` of a weights file) and feature dimension D
+              source         (--stats-from copies) the file the statistics were taken from
+              ...            whatever else the writer adds; JSON text for dicts/lists
     /mean          (D,)   float64   zscore, pca: subtracted first
     /std           (D,)   float64   zscore: divided by (1.0 where a dimension is constant)
     /components    (K,D)  float64   pca: principal axes, rows by decreasing eigenvalue; y = (x - mean) @ components.T
@@ -31,6 +35,7 @@ name only when complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +52,25 @@ FORMAT = "vidprep-normalization"
 FORMAT_VERSION = 1
 NAME = "normalization.h5"
 RESERVED_ATTRS = ("format", "format_version", "created_utc", "vidprep_version")
+DIGEST_ATTRS = {"method": "none", "whiten": False, "quantize": "none"}
+
+
+def stats_digest(arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> str:
+    """Content id of a normalization: its method settings and fitted arrays (not the file's bytes).
+
+    Re-saving the same statistics (another ``created_utc``, another source path) keeps the id, so a shard that
+    records it is recognised as normalized with these statistics however often the file is copied; the optional
+    ``running/*`` accumulators are not part of the transform and are left out.
+    """
+    h = hashlib.sha256()
+    for key, default in DIGEST_ATTRS.items():
+        value = attrs.get(key, default)
+        h.update(f"{key}={bool(value) if key == 'whiten' else str(value)};".encode())
+    for name in sorted(n for n in arrays if not n.startswith("running/")):
+        a = np.ascontiguousarray(np.asarray(arrays[name], dtype="<f8"))
+        h.update(f"{name}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
 
 def save_normalization(path: str | Path, stats: dict[str, np.ndarray], attrs: dict[str, Any]) -> Path:
