@@ -95,7 +95,7 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     try:
         summary = run(listed, cfg, output, run_opts, on_unit=progress.update,
                       on_shard=None if options["json_out"] else emit,
-                      shard_inputs=itertools.chain(listed.shards, stream or ()))
+                      shard_inputs=listed.shards if stream is None else itertools.chain(listed.shards, stream))
     finally:
         progress.close()
     if options.get("preview"):

@@ -68,9 +68,11 @@ def tool_path(name: str) -> str:
 
 
 def require_ffmpeg() -> None:
-    """Fail early (exit 2) when ffmpeg or ffprobe is missing or does not run."""
-    for name in ("ffmpeg", "ffprobe"):
-        tool_version(tool_path(name))
+    """Fail early (exit 2) when ffmpeg or ffprobe is missing or does not run (both checked at once: start-up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda name: tool_version(tool_path(name)), ("ffmpeg", "ffprobe")))
 
 
 def tool_version(exe: str) -> str:
