@@ -21,6 +21,7 @@ torchvision = pytest.importorskip("torchvision")
 
 from vidprep.config import FeaturesConfig  # noqa: E402
 from vidprep.errors import ConfigError, UsageError, WeightsError  # noqa: E402
+from vidprep.executors import threads  # noqa: E402
 from vidprep.stages import models, runtime  # noqa: E402
 from vidprep.stages.features import MODELS, FeatureExtractor, list_models, pool_frames  # noqa: E402
 
@@ -297,12 +298,12 @@ def test_precision_rules(tmp_path: Path) -> None:
 
 
 def test_threads_and_devices(tmp_path: Path) -> None:
-    assert 1 <= runtime.available_cpus() <= (os.cpu_count() or 1)
+    assert 1 <= threads.available_cpus() <= (os.cpu_count() or 1)
     quota = tmp_path / "cpu.max"
     quota.write_text("150000 100000\n")
-    assert runtime._cgroup_quota(str(quota)) == 1
+    assert threads._cgroup_quota(str(quota)) == 1
     quota.write_text("max 100000\n")
-    assert runtime._cgroup_quota(str(quota)) is None
+    assert threads._cgroup_quota(str(quota)) is None
     assert runtime.pick_device("cpu") == "cpu"
     with pytest.raises(ConfigError, match="unknown device"):
         runtime.pick_device("tpu")

@@ -12,12 +12,13 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vidprep import testhooks
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from vidprep.executors import Executor
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.resume import check_overwrite, pending_units
 from vidprep.shard_labels import resolve_run_labels
@@ -45,6 +46,7 @@ class RunSummary:
     """What a run did, for the CLI's --json summary and exit code."""
 
     out_dir: str
+    executor: str = ""
     shards: list[str] = field(default_factory=list)
     skipped_units: int = 0
     videos_ok: int = 0
@@ -123,12 +125,13 @@ def run(
     labels = resolve_run_labels(listed, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
     check_run_device(config, options.executor, options.ray_address)
-    _check_stage_setup(job, options.executor)
     check_overwrite(options.overwrite, options.num_shards)
-    prepare_output(out, record, options.overwrite)
     units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
-    summary = RunSummary(str(out), videos_failed=len(listed.problems))
     fmt = config.split.format if config.features is None else "h5"
+    executor, executor_name = _executor(config, options, _task_count(units, out, fmt, options.overwrite, shard_inputs))
+    job = _check_stage_setup(job, executor_name)
+    prepare_output(out, record, options.overwrite)
+    summary = RunSummary(str(out), executor_name, videos_failed=len(listed.problems))
     todo = pending_units(out, fmt, units, total_units=len(partition(listed.videos, config.videos_per_shard)),
                          shard_index=options.shard_index, num_shards=options.num_shards)
     _record_input_problems(out, listed, options)
@@ -137,7 +140,7 @@ def run(
         ((u, job, str(unit_output_path(out, fmt, u.index))) for u in todo),
         _shard_tasks(shard_inputs, job, out, fmt, summary),
     )
-    for result in _executor(config, options).map(process_unit_safe, tasks):
+    for result in executor.map(process_unit_safe, tasks):
         _publish(out, result, record, summary, on_shard)
         if on_unit is not None:
             on_unit(result)
@@ -148,33 +151,25 @@ def run(
     return summary
 
 
-def _check_stage_setup(job: Job, executor: str | None) -> None:
-    """Fail with exit 2 before any decoding on bad weights or a missing --stats-from file.
+def _check_stage_setup(job: Job, executor: str) -> Job:
+    """Fail with exit 2 before any decoding on bad weights or a missing --stats-from file; return the job to run.
 
     The serial executor builds its stage objects here once and reuses them; other executors only check the weights
-    (their workers build the model on their own devices, which the driver may not have).
+    (their workers build the model on their own devices, which the driver may not have) and hand the check on in
+    the job, so no worker hashes the file again.
     """
     feats = job.config.features
     if feats is not None and feats.stats_from and not Path(feats.stats_from).is_file():
         raise UsageError("--stats-from: normalization file not found", path=feats.stats_from)
-    from vidprep.executors import default_executor
-
-    if (executor or default_executor()) == "serial":
+    if executor == "serial":
         if feats is not None or job.config.augment is not None:
             context_for(job)
-    elif feats is not None:
-        _check_weights(feats)
+        return job
+    if feats is None:
+        return job
+    from vidprep.stages.models import get_spec, resolve_weights, verify_weights
 
-
-def _check_weights(feats: object) -> None:
-    from vidprep.stages.models import ensure_hub_file, get_spec, read_state_dict, resolve_weights
-
-    spec = get_spec(feats.model)
-    choice = resolve_weights(spec, feats.weights)
-    if choice.source == "file":
-        read_state_dict(Path(choice.id))
-    elif choice.source == "torchvision":
-        ensure_hub_file(choice.enum, spec.name)
+    return replace(job, weights_proof=verify_weights(resolve_weights(get_spec(feats.model), feats.weights)))
 
 
 def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary) -> Iterator[tuple]:
@@ -192,11 +187,36 @@ def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: R
         yield WorkUnit(len(seen) - 1, (path,)), job, str(target)
 
 
-def _executor(config: RunConfig, options: RunOptions) -> object:
-    from vidprep.executors import get_executor
+def _task_count(units: list[WorkUnit], out: Path, fmt: str, overwrite: bool, shard_inputs: Iterable[str]) -> int | None:
+    """How many units this run will likely process (those without output yet), or None while shard paths still
+    stream in (stdin). Only sizes the executor: which units really run is decided after the output is prepared."""
+    if not isinstance(shard_inputs, (list, tuple)):
+        return None
+    todo = [u for u in units if overwrite or not unit_output_path(out, fmt, u.index).exists()]
+    return len(todo) + len(shard_inputs)
 
+
+def _executor(config: RunConfig, options: RunOptions, tasks: int | None) -> tuple[Executor, str]:
+    """The executor for this run and its name; a pool starts now, preloading what its workers will import."""
+    from vidprep.executors import default_executor, get_executor
+
+    name = options.executor or default_executor(tasks, options.workers)
     cuda = config.features is not None and config.features.device.startswith("cuda")
-    return get_executor(options.executor, options.workers, ray_address=options.ray_address, gpus=1 if cuda else 0)
+    executor = get_executor(name, options.workers, ray_address=options.ray_address, gpus=1 if cuda else 0,
+                            tasks=tasks, preload=_preload(config))
+    return executor, name
+
+
+def _preload(config: RunConfig) -> tuple[str, ...]:
+    """Modules a pool worker would import for this config, loaded once in the process it is forked from."""
+    mods = ["numpy", "h5py", "vidprep.worker", "vidprep.media.decode", "vidprep.shards.writer"]
+    if config.enhance is not None or config.augment is not None or config.split.format != "h5":
+        mods += ["cv2"]
+    if config.augment is not None:
+        mods += ["vidprep.stages.augment"]
+    if config.features is not None:
+        mods += ["torch", "torchvision", "vidprep.stages.features"]
+    return tuple(mods)
 
 
 def _record_input_problems(out: Path, listed: InputList, options: RunOptions) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vidprep.config import RunConfig
+from vidprep.executors import threads
 from vidprep.errors import VidprepError, printable_path
 from vidprep.featurize import (
     ClipRow, FrameFeatures, clip_features_2d, clip_features_3d, pad_rows, row_kwargs, stored_feature_dtype,
@@ -25,6 +26,7 @@ from vidprep.framestream import CHUNK, chunked, video_meta
 from vidprep.framestore import ScratchFrames
 from vidprep.inputs import InputItem, WorkUnit
 from vidprep.labels import Labels
+from vidprep.stages.models import WeightsProof
 from vidprep.types import VideoResult
 
 log = logging.getLogger("vidprep.worker")
@@ -39,6 +41,7 @@ class Job:
     out_dir: str
     labels: Labels = Labels()
     config_record: dict = field(default_factory=dict)
+    weights_proof: WeightsProof | None = None
 
     @property
     def kind(self) -> str:
@@ -67,8 +70,9 @@ class Context:
         if cfg.features is not None:
             from vidprep.stages.features import FeatureExtractor
 
-            threads = int(os.environ.get("VIDPREP_TORCH_THREADS", "0")) or None
-            self.extractor = FeatureExtractor(cfg.features, seed=cfg.seed, threads=threads)
+            share = threads.current()
+            self.extractor = FeatureExtractor(cfg.features, seed=cfg.seed, threads=share.threads(),
+                                              before_batch=share.apply, proof=job.weights_proof)
         if cfg.augment is not None:
             from vidprep.stages.augment import Augmenter
 
@@ -114,7 +118,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     started = time.monotonic()
     ctx = context_for(job)
     results: list[VideoResult] = []
-    with open_sink(job, Path(shard_path), _class_names(unit, job), ctx.describe(job)) as sink:
+    with threads.current().unit(), open_sink(job, Path(shard_path), _class_names(unit, job), ctx.describe(job)) as sink:
         for item in unit.items:
             if isinstance(item, str):
                 from vidprep.shard_source import iter_videos

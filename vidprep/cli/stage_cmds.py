@@ -118,7 +118,8 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     try:
         summary = run(listed, cfg, output, run_opts, on_unit=progress.update,
                       on_shard=None if options["json_out"] else emit,
-                      shard_inputs=itertools.chain(listed.shards, checked_stdin(stream, root, output, listed)))
+                      shard_inputs=listed.shards if stream is None
+                      else itertools.chain(listed.shards, checked_stdin(stream, root, output, listed)))
     finally:
         progress.close()
     if options.get("preview"):

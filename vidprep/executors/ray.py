@@ -61,7 +61,6 @@ def _import_ray() -> Any:
 def _enter(cwd: str) -> None:
     """Worker-side setup: the driver's working directory (when this node has it) and one torch thread per CPU."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("VIDPREP_TORCH_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     if cwd and os.path.isdir(cwd) and os.getcwd() != cwd:
         os.chdir(cwd)
 

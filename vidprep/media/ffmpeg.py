@@ -75,9 +75,14 @@ def tool_path(name: str) -> str:
 
 def require_ffmpeg() -> None:
     """Fail early (exit 2) when ffmpeg or ffprobe is missing, does not run, or is older than :data:`MIN_VERSION`."""
-    for name in ("ffmpeg", "ffprobe"):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(name: str) -> None:
         exe = tool_path(name)
         check_version(name, exe, tool_version(exe))
+
+    with ThreadPoolExecutor(2) as pool:  # both at once: this is on every run's start-up path
+        list(pool.map(check, ("ffmpeg", "ffprobe")))
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:

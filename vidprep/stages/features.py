@@ -16,6 +16,7 @@ Importing this module does not import torch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from vidprep.stages.models import (
     MODELS,
     InputSpec,
     ModelSpec,
+    WeightsProof,
     build_model,
     get_spec,
     input_spec_for,
@@ -81,20 +83,24 @@ class FeatureExtractor:
     Arguments:
         cfg: model, weights, device, precision, batch size and pooling options.
         seed: seeds the random initialization for ``weights="none"``.
-        threads: intra-op CPU threads for this process (default: the CPUs it may use).
+        threads: intra-op CPU threads for this process (default: torch's current count).
+        before_batch: called before every forward pass (the engine re-balances threads there).
+        proof: the driver's check of the weights file (`verify_weights`), so it is not hashed again.
 
     Raises:
         ConfigError: unknown model or unavailable device.
         WeightsError: weights missing, corrupt, unsafe or not matching the model.
     """
 
-    def __init__(self, cfg: FeaturesConfig, *, seed: int = 0, threads: int | None = None) -> None:
+    def __init__(self, cfg: FeaturesConfig, *, seed: int = 0, threads: int | None = None,
+                 before_batch: Callable[[], object] | None = None, proof: WeightsProof | None = None) -> None:
         self.cfg = cfg
+        self.before_batch = before_batch
         self.spec: ModelSpec = get_spec(cfg.model)
         self.runtime: Runtime = choose_runtime(cfg.device, cfg.precision, threads)
         choice = resolve_weights(self.spec, cfg.weights)
         self.input: InputSpec = input_spec_for(self.spec, choice)
-        model, self.weights_info = build_model(self.spec, choice, seed=seed)
+        model, self.weights_info = build_model(self.spec, choice, seed=seed, proof=proof)
         self.memory_format = memory_format(self.spec.kind, self.spec.channels_last, self.runtime.device)
         self.model = model.to(self.runtime.device, memory_format=self.memory_format)
         self.default_batch_size = default_batch_size(self.spec.kind, self.runtime.device)
@@ -116,7 +122,7 @@ class FeatureExtractor:
         return {"model": self.spec.name, "kind": self.spec.kind, "dim": self.dim, **self.weights_info,
                 "preprocessing": self.preprocess_spec(), "precision": self.runtime.precision,
                 "device": self.runtime.device, "memory_format": str(self.memory_format).removeprefix("torch."),
-                "batch_size": self.batch_size, "threads": self.runtime.threads}
+                "batch_size": self.batch_size}
 
     def extract_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N,H,W,3) uint8 frames -> (N,D) float32 features (2D models)."""
@@ -145,6 +151,8 @@ class FeatureExtractor:
         out = []
         with torch.inference_mode():
             for start in range(0, len(data), self.batch_size):
+                if self.before_batch is not None:
+                    self.before_batch()
                 x = to_tensor(data[start:start + self.batch_size])
                 with self.runtime.autocast():
                     y = self.model(x)

@@ -254,10 +254,11 @@ def _can_download(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def read_state_dict(path: Path, *, label: str | None = None) -> dict[str, Any]:
+def read_state_dict(path: Path, *, label: str | None = None, mmap: bool = False) -> dict[str, Any]:
     """Load a state dict with ``torch.load(weights_only=True)`` (code in a pickle is refused, never run).
 
     Accepts a plain state dict or a dict holding one under ``state_dict``/``model``; strips wrapper prefixes.
+    ``mmap`` maps the tensors instead of reading them (a cheap structural check; legacy, non-zip files are read).
     """
     import pickle
 
@@ -265,7 +266,7 @@ def read_state_dict(path: Path, *, label: str | None = None) -> dict[str, Any]:
 
     where = label or str(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and _is_zip(path))
     except FileNotFoundError:
         raise WeightsError("weights file not found", path=where) from None
     except pickle.UnpicklingError:
@@ -275,6 +276,16 @@ def read_state_dict(path: Path, *, label: str | None = None) -> dict[str, Any]:
         raise WeightsError(f"not a readable weights file (truncated or corrupt?): {type(err).__name__}",
                            path=where) from None
     return _as_state_dict(obj, where)
+
+
+def _is_zip(path: Path) -> bool:
+    """True for torch's zip checkpoint format (the only one ``torch.load`` can memory-map)."""
+    import zipfile
+
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def _as_state_dict(obj: Any, where: str) -> dict[str, Any]:
@@ -300,24 +311,72 @@ def _strip(key: str) -> str:
     return key
 
 
-def build_model(spec: ModelSpec, choice: WeightsChoice, *, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+@dataclass(frozen=True)
+class WeightsProof:
+    """A weights file the driver checked before any decoding: its path, sha256 and the stat it had then, so a
+    worker that finds the file unchanged loads it without hashing it again."""
+
+    path: str
+    sha256: str
+    size: int
+    mtime_ns: int
+
+    def holds_for(self, path: Path) -> bool:
+        """True when ``path`` is the checked file and its size and mtime are unchanged."""
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return str(path) == self.path and (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
+def verify_weights(choice: WeightsChoice) -> WeightsProof | None:
+    """Check weights without building the model (exit 2 material, raised as WeightsError); None for ``none``.
+
+    A file is opened memory-mapped (``torch.load(mmap=True, weights_only=True)``), so its structure is checked
+    without reading the tensors; key and shape matching happens when a worker builds the model.
+    """
+    if choice.source == "none":
+        return None
+    if choice.source == "torchvision":
+        path, digest = ensure_hub_file(choice.enum, choice.id)
+    else:
+        path = Path(choice.id)
+        read_state_dict(path, mmap=True)
+        digest = sha256_of(path)
+    st = path.stat()
+    return WeightsProof(str(path), digest, st.st_size, st.st_mtime_ns)
+
+
+def _checked_file(choice: WeightsChoice, proof: WeightsProof | None) -> tuple[Path, str]:
+    """Path and sha256 of the weights file: the driver's proof when the file is unchanged, else checked now."""
+    path = hub_file(choice.enum) if choice.source == "torchvision" else Path(choice.id)
+    if proof is not None and proof.holds_for(path):
+        return path, proof.sha256
+    if choice.source == "torchvision":
+        return ensure_hub_file(choice.enum, choice.id)
+    return path, sha256_of(path)
+
+
+def build_model(spec: ModelSpec, choice: WeightsChoice, *, seed: int = 0,
+                proof: WeightsProof | None = None) -> tuple[Any, dict[str, Any]]:
     """Build ``spec`` headless with its weights, in eval mode on the CPU; also return weights provenance.
 
     Weights are read (and any problem with them raised) before the model is built, so bad weights fail fast.
+    ``proof`` is the driver's `verify_weights` result, which spares hashing the file again.
     """
     import torch
 
     info: dict[str, Any] = {"weights": choice.id, "source": choice.source}
     state = None
-    if choice.source == "torchvision":
-        path, digest = ensure_hub_file(choice.enum, choice.id)
-        info.update(file=str(path), sha256=digest)
-        state = read_state_dict(path)
-    elif choice.source == "file":
-        path = Path(choice.id)
-        state, info["sha256"] = read_state_dict(path), sha256_of(path)
-    else:
+    if choice.source == "none":
         info["seed"] = seed
+    else:
+        path, digest = _checked_file(choice, proof)
+        if choice.source == "torchvision":
+            info["file"] = str(path)
+        info["sha256"] = digest
+        state = read_state_dict(path)
     with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's random state
         torch.manual_seed(seed)
         model = spec.builder(weights=None, **_builder_kwargs(spec, choice))

@@ -14,8 +14,8 @@ bf16; fp32 unless noted; resnet18 in images/s at 224 px, r2plus1d_18 in 16x112x1
   and over 50x for r2plus1d_18; fp32 everywhere else (MPS included).
 - channels-last for convnets: 1.1-1.6x on CPU for 2D and 3D (``channels_last_3d``) models, and the usual win with
   cuDNN; transformers (vit_b_16, swin3d_t) keep the default layout.
-- threads: ``torch.set_num_threads(n)`` with n = the CPUs this process may use (affinity mask and cgroup quota,
-  not the host's count) unless the caller passes ``threads`` (a process pool should pass cores // workers).
+- threads: the caller passes ``threads`` (the engine gives a unit the CPUs it may use, affinity mask and cgroup
+  quota, divided among the units running: `vidprep.executors.threads`); without it torch's own count is kept.
   ``OMP_WAIT_POLICY=PASSIVE`` is set before torch is first imported, so idle OpenMP threads sleep instead of
   spinning on cores that the decoder (ffmpeg) needs while inference waits for frames.
 - batch size on CPU: 32 frames (2D; 16 and 32 were within noise, 32 amortizes per-call overhead) and 2 clips (3D;
@@ -74,7 +74,7 @@ def choose_runtime(device: str, precision: str, threads: int | None = None) -> R
 
     dev = pick_device(device)
     prec = pick_precision(dev, precision)
-    n = threads or available_cpus()
+    n = threads or torch.get_num_threads()
     torch.set_num_threads(n)
     log.debug("runtime: device=%s precision=%s threads=%d", dev, prec, n)
     return Runtime(dev, prec, n)
@@ -164,27 +164,6 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return any(flag in flags for flag in BF16_FLAGS)
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: the affinity mask, capped by a cgroup v2 CPU quota when one is set."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    quota = _cgroup_quota()
-    return max(1, min(n, quota)) if quota else max(1, n)
-
-
-def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
-    """Whole CPUs allowed by a cgroup v2 quota (``cpu.max``: "max 100000" or "200000 100000"), or None."""
-    try:
-        quota, period = Path(path).read_text().split()[:2]
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    return max(1, int(int(quota) / int(period)))
 
 
 def default_batch_size(kind: str, device: str) -> int:
