@@ -200,10 +200,18 @@ def test_mixed_inputs_apply_split_options_to_the_videos(frames: Path, make_video
                                                         tmp_path: Path) -> None:
     video = make_video("shardin_mixed.mp4", source="testsrc2=size=64x48:rate=25", seconds=1.0)
     out = tmp_path / "out"
-    # The input shard is shard-00001.h5, so its output does not take the name of the video's unit (shard-00000.h5).
-    res = cli("enhance", video, frames / "shard-00001.h5", "-o", out, "--fps", "4", "--size", "16",
-              "--contrast", "autolevels", "--executor", "serial")
+    # The input shard-00000.h5 is written as shard-00001.h5: past the one video unit, whose output is shard-00000.h5.
+    args = ["enhance", video, frames / "shard-00000.h5", "-o", out, "--fps", "4", "--size", "16",
+            "--contrast", "autolevels", "--executor", "serial"]
+    res = cli(*args)
     assert res.exit_code == 0, res.stderr
+    assert [p.name for p in shard_paths(out)] == ["shard-00000.h5", "shard-00001.h5"]
+    with h5py.File(out / "shard-00000.h5", "r") as f:
+        assert list(f["videos/id"].asstr()[:]) == ["shardin_mixed.mp4"]
+    with h5py.File(frames / "shard-00000.h5", "r") as f, h5py.File(out / "shard-00001.h5", "r") as g:
+        assert list(f["videos/id"].asstr()[:]) == list(g["videos/id"].asstr()[:])
+    again = cli(*args)  # resume: both outputs are recognised as done, nothing is redone or refused
+    assert again.exit_code == 0, again.stderr
     pts = {}
     for path in shard_paths(out):
         with h5py.File(path, "r") as f:
@@ -211,7 +219,17 @@ def test_mixed_inputs_apply_split_options_to_the_videos(frames: Path, make_video
                 pts[vid] = (f[f"frames/{v}/pts_s"][:], f[f"frames/{v}/rgb"].shape[1:3])
             assert json.loads(f["meta/config_json"].asstr()[()])["split"]["fps"] == 4.0
     assert len(pts["shardin_mixed.mp4"][0]) == 4 and min(pts["shardin_mixed.mp4"][1]) == 16
-    assert len(pts["dog/dog1.mp4"][0]) == 2 and min(pts["dog/dog1.mp4"][1]) == 32
+    assert len(pts["cat/cat1.mp4"][0]) == 2 and min(pts["cat/cat1.mp4"][1]) == 32
+
+
+def test_array_tasks_split_the_input_shards(frames: Path, tmp_path: Path) -> None:
+    """Each input shard goes to exactly one array task (by its number), not to every task."""
+    out = tmp_path / "out"
+    for k in (0, 1):
+        res = cli("enhance", frames, "-o", out, "--contrast", "autolevels", "--executor", "serial",
+                  "--shard-index", str(k), "--num-shards", "2")
+        assert res.exit_code == 0, res.stderr
+        assert res.stdout.split() == [str(out / f"shard-0000{k}.h5")]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ errors.jsonl can be restored after a crash between the two writes.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import time
@@ -22,6 +23,7 @@ from vidprep.executors import Executor
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.resume import check_overwrite, pending_units
 from vidprep.shard_labels import resolve_run_labels
+from vidprep.shards.format import SHARD_RE, shard_name
 from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
 from vidprep.stages.runtime import check_run_device
 from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
@@ -132,13 +134,17 @@ def run(
     job = _check_stage_setup(job, executor_name)
     prepare_output(out, record, options.overwrite)
     summary = RunSummary(str(out), executor_name, videos_failed=len(listed.problems))
-    todo = pending_units(out, fmt, units, total_units=len(partition(listed.videos, config.videos_per_shard)),
+    total_units = len(partition(listed.videos, config.videos_per_shard))
+    # outputs numbered past the video units are input shards' outputs when shards are given too, not removed units
+    no_shard_inputs = isinstance(shard_inputs, (list, tuple)) and not shard_inputs
+    todo = pending_units(out, fmt, units, total_units=total_units if no_shard_inputs else 0,
                          shard_index=options.shard_index, num_shards=options.num_shards)
     _record_input_problems(out, listed, options)
     summary.skipped_units = len(units) - len(todo)
     tasks = itertools.chain(
         ((u, job, str(unit_output_path(out, fmt, u.index))) for u in todo),
-        _shard_tasks(shard_inputs, job, out, fmt, summary),
+        _shard_tasks(shard_inputs, job, out, fmt, summary, video_units=total_units if listed.videos else 0,
+                     options=options),
     )
     for result in executor.map(process_unit_safe, tasks):
         _publish(out, result, record, summary, on_shard)
@@ -172,19 +178,37 @@ def _check_stage_setup(job: Job, executor: str) -> Job:
     return replace(job, weights_proof=verify_weights(resolve_weights(get_spec(feats.model), feats.weights)))
 
 
-def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary) -> Iterator[tuple]:
-    """One task per input shard (output named like the input), yielded as the paths arrive (pipes)."""
+def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary, *, video_units: int,
+                 options: RunOptions) -> Iterator[tuple]:
+    """One task per input shard, yielded as the paths arrive (pipes); array task K takes its share of them."""
     seen: set[str] = set()
     for path in paths:
         name = Path(path).name
-        if name in seen:
-            raise UsageError(f"two input shards are named {name}; give them separate runs", path=path)
-        seen.add(name)
-        target = unit_output_path(out, fmt, name)
+        number = _shard_number(name)
+        if number % options.num_shards != options.shard_index:
+            continue
+        target_name = shard_name(number + video_units) if video_units and SHARD_RE.match(name) else name
+        if target_name in seen:
+            raise UsageError(f"two input shards would both be written to {target_name}; give them separate runs",
+                             path=path)
+        seen.add(target_name)
+        target = unit_output_path(out, fmt, target_name)
         if target.exists():
             summary.skipped_units += 1
             continue
         yield WorkUnit(len(seen) - 1, (path,)), job, str(target)
+
+
+def _shard_number(name: str) -> int:
+    """An input shard's number: N of ``shard-N.h5``, else a stable hash of its name (array tasks split on it).
+
+    Beside video units 0..U-1 in the same run, input ``shard-N.h5`` is written as ``shard-(U+N).h5``, so an
+    earlier step's shard 0 never lands on (or is skipped as) this run's video unit 0.
+    """
+    match = SHARD_RE.match(name)
+    if match:
+        return int(match[1])
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=4).digest(), "big")
 
 
 def _task_count(units: list[WorkUnit], out: Path, fmt: str, overwrite: bool, shard_inputs: Iterable[str]) -> int | None:
