@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from vidprep.errors import UsageError, printable_path
+from vidprep.safepath import id_problem
 
 log = logging.getLogger("vidprep.inputs")
 
@@ -133,13 +134,29 @@ def expand(
             if problem:
                 result.problems.append(InputProblem(display_path(path), problem))
             elif is_shard_path(Path(path)):
-                result.shards.extend(_shard_files(path))
+                _add_shards(result, _shard_files(path))
             else:
                 found.setdefault(os.path.realpath(path), (path, walk_root))
     common = str(root_path) if root_path else _common_root([r for _, r in found.values()])
-    result.videos = sorted(InputItem(_video_id(p, common), p, common) for p, _ in found.values())
+    items = [InputItem(_video_id(p, common), p, common) for p, _ in found.values()]
+    for item in items:  # the id names output files (jpg/png/mp4) and is checked again in every shard read
+        if (problem := id_problem(item.video_id)) is not None:
+            result.problems.append(InputProblem(display_path(item.path), f"unusable file name: the video id {problem}"))
+    result.videos = sorted(i for i in items if id_problem(i.video_id) is None)
     result.shards = sorted(set(result.shards))
     return result
+
+
+def _add_shards(result: InputList, paths: list[str]) -> None:
+    """Take the files that are vidprep shards; any other file (a stray .h5, a FIFO) is one input problem."""
+    from vidprep.shards.trust import root_format
+
+    for path in paths:
+        problem = _file_problem(path) or root_format(path)
+        if problem is None:
+            result.shards.append(path)
+        else:
+            result.problems.append(InputProblem(display_path(path), problem))
 
 
 def _entries(inputs: Iterable[str], stdin: TextIO | None, nul: bool) -> list[str]:
@@ -230,8 +247,11 @@ def _common_root(roots: list[str]) -> str:
 
 
 def _video_id(path: str, root: str) -> str:
+    """Path relative to the root, '/'-separated; non-UTF-8 bytes and control characters as ``\\xNN`` escapes
+    (an id names output files and log lines, so it holds no newline, tab or NUL: see `safepath.id_problem`)."""
     rel = os.path.relpath(path, root) if root else os.path.basename(path)
-    return display_path(rel.replace(os.sep, "/"))
+    text = display_path(rel.replace(os.sep, "/"))
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)
 
 
 def partition(videos: list[InputItem], videos_per_shard: int) -> list[WorkUnit]:
