@@ -180,12 +180,13 @@ def root_problems(f: h5py.File) -> list[str]:
 
 
 def _check_root(f: h5py.File) -> list[str]:
+    if f.attrs.get("format") != FORMAT:  # e.g. model weights or someone else's HDF5 data
+        shown = "missing" if "format" not in f.attrs else repr(f.attrs["format"])[:80]
+        return [f"not a vidprep shard: root attribute format is {shown}, expected {FORMAT!r}"]
     missing = [a for a in ROOT_ATTRS if a not in f.attrs]
     if missing:
         return [f"missing root attribute(s): {', '.join(missing)}"]
     out = []
-    if f.attrs["format"] != FORMAT:
-        out.append(f"format is {f.attrs['format']!r}, expected {FORMAT!r}")
     version = int(f.attrs["format_version"])
     if version > FORMAT_VERSION:
         out.append(f"format_version {version} is newer than this vidprep reads ({FORMAT_VERSION}); upgrade vidprep")
@@ -305,6 +306,11 @@ def _check_frames(f: h5py.File) -> list[str]:
 
 
 def _check_frame_group(g: h5py.Group, kind: str, where: str) -> tuple[int | None, list[str]]:
+    if not isinstance(g, h5py.Group):
+        return None, [f"{where} is not a group"]
+    odd = [name for name in g if not isinstance(g.get(name), h5py.Dataset)]
+    if odd:
+        return None, [f"{where}/{odd[0]} is not a dataset (a video's group holds datasets only)"]
     if "pts_s" not in g or "index" not in g:
         return None, [f"{where} lacks pts_s or index"]
     n = _rows(g["pts_s"])

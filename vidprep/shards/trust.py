@@ -74,7 +74,7 @@ def root_format(path: str | os.PathLike) -> str | None:
         value = value.decode("utf-8", "replace")
     if value != FORMAT:
         shown = "missing" if value is None else repr(value)[:80]
-        return f"not a vidprep shard (root attribute format is {shown}, expected {FORMAT!r})"
+        return f"not a vidprep shard: root attribute format is {shown}, expected {FORMAT!r}"
     return None
 
 
@@ -196,5 +196,5 @@ def _same_file(f: h5py.File, st: os.stat_result | None) -> None:
 
 def _summary(problems: list[str]) -> str:
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    return "not a valid vidprep shard: " + "; ".join(problems[:3]) + more
+    return "refused as a shard: " + "; ".join(problems[:3]) + more
 
