@@ -287,3 +287,15 @@ def test_unit_failures_keep_interrupts_and_name_shard_inputs(monkeypatch: pytest
     result = worker.process_unit_safe(unit, None, "/out/shard-00000.h5")
     (video,) = result.videos
     assert video.path == "/in/shard-00000.h5" and video.video_id is None and video.error_type == "KeyError"
+
+
+def test_stats_from_file_with_external_storage_is_refused_unread(lab: Lab, tmp_path: Path) -> None:
+    from vidprep.errors import ShardError
+    from vidprep.shards.normalization import FORMAT, load_normalization
+
+    path = tmp_path / "normalization.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"], f.attrs["format_version"] = FORMAT, 1
+        f.create_dataset("mean", shape=(64,), dtype=np.uint8, external=[(str(lab.outside / "canary.bin"), 0, 64)])
+    with pytest.raises(ShardError, match="external storage"):
+        load_normalization(path)
