@@ -290,15 +290,17 @@ def _check_clip_values(f: h5py.File) -> list[str]:
 
 def _check_frames(f: h5py.File) -> list[str]:
     n_videos = f["videos/id"].shape[0]
-    names = set(f["frames"].keys())
+    frames = f["frames"]
+    names = set(frames.keys())
     expect = {str(v) for v in range(n_videos)}
     if names != expect:
         return [f"/frames groups are {_short(sorted(names))}, expected 0..{n_videos - 1}"]
     off = f["videos/clip_offset"][:]
     stops = f["clips/frame_stop"][:]
+    kind = str(f.attrs["kind"])
     out = []
     for v in range(n_videos):
-        n_frames, problems = _check_frame_group(f["frames"][str(v)], f.attrs["kind"], f"/frames/{v}")
+        n_frames, problems = _check_frame_group(frames[str(v)], kind, f"/frames/{v}")
         out += problems
         if n_frames is not None and off[v + 1] > off[v] and stops[off[v]:off[v + 1]].max() > n_frames:
             out.append(f"clips of video {v} point past its {n_frames} frames")
@@ -308,25 +310,27 @@ def _check_frames(f: h5py.File) -> list[str]:
 def _check_frame_group(g: h5py.Group, kind: str, where: str) -> tuple[int | None, list[str]]:
     if not isinstance(g, h5py.Group):
         return None, [f"{where} is not a group"]
-    odd = [name for name in g if not isinstance(g.get(name), h5py.Dataset)]
-    if odd:
-        return None, [f"{where}/{odd[0]} is not a dataset (a video's group holds datasets only)"]
-    if "pts_s" not in g or "index" not in g:
+    ds = {name: g[name] for name in g}  # each member opened once (this loop runs per video)
+    odd = next((name for name, obj in ds.items() if not isinstance(obj, h5py.Dataset)), None)
+    if odd is not None:
+        return None, [f"{where}/{odd} is not a dataset (a video's group holds datasets only)"]
+    if "pts_s" not in ds or "index" not in ds:
         return None, [f"{where} lacks pts_s or index"]
-    n = _rows(g["pts_s"])
+    pts, index = ds["pts_s"], ds["index"]
+    n = _rows(pts)
     if n > MAX_ROWS:
         return None, [f"{where}/pts_s claims {n} frames (at most {MAX_ROWS})"]
     out = []
-    if g["pts_s"].ndim != 1 or g["pts_s"].dtype != np.float64 or g["index"].dtype != np.int64 or g["index"].shape != (n,):
+    if pts.ndim != 1 or pts.dtype != np.float64 or index.dtype != np.int64 or index.shape != (n,):
         out.append(f"{where}/pts_s must be (F,) float64 and index (F,) int64")
-    if "rgb" in g:
-        rgb = g["rgb"]
+    if "rgb" in ds:
+        rgb = ds["rgb"]
         if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[0] != n or rgb.shape[3] != 3:
             out.append(f"{where}/rgb has shape {rgb.shape} dtype {rgb.dtype}, expected ({n},H,W,3) uint8")
         elif rgb.shape[1] * rgb.shape[2] > MAX_FRAME_PIXELS:
             out.append(f"{where}/rgb claims {rgb.shape[2]}x{rgb.shape[1]} frames (at most {MAX_FRAME_PIXELS} pixels)")
-    elif "jpeg" in g:
-        if g["jpeg"].shape != (n,) or h5py.check_vlen_dtype(g["jpeg"].dtype) != np.uint8:
+    elif "jpeg" in ds:
+        if ds["jpeg"].shape != (n,) or h5py.check_vlen_dtype(ds["jpeg"].dtype) != np.uint8:
             out.append(f"{where}/jpeg must be ({n},) vlen uint8")
     elif kind == "frames":
         out.append(f"{where} has neither rgb nor jpeg (required in a frames shard)")
