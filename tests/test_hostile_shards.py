@@ -134,10 +134,18 @@ def _compare_shards(ref: Path, out: Path) -> None:
     assert all(np.array_equal(got["a.mp4"]["clips"][k], want["a.mp4"]["clips"][k]) for k in want["a.mp4"]["clips"])
 
 
+def _reference(lab: Lab, fmt: str) -> Path:
+    """`enhance` of the good shard alone (made once per format)."""
+    ref = lab.runs / f"enh-ref-{fmt}"
+    if not ref.exists():
+        run = vidprep("enhance", lab.good, "-o", ref, "--format", fmt, *SERIAL, cwd=lab.base)
+        assert run.rc == 0, run.explain()
+    return ref
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "mp4", "h5"])
 def test_enhance_good_shard_plus_every_crafted_one(lab: Lab, fmt: str) -> None:
-    ref, out = lab.runs / f"enh-ref-{fmt}", lab.runs / f"enh-{fmt}"
-    assert vidprep("enhance", lab.good, "-o", ref, "--format", fmt, *SERIAL, cwd=lab.base).rc == 0
+    ref, out = _reference(lab, fmt), lab.runs / f"enh-{fmt}"
     before = tree(lab.base, skip=(lab.runs,))
     run = vidprep("enhance", lab.good, *[c.path for c in lab.crafted.values()], "-o", out, "--format", fmt,
                   *SERIAL, cwd=lab.base, timeout=180)
@@ -299,3 +307,20 @@ def test_stats_from_file_with_external_storage_is_refused_unread(lab: Lab, tmp_p
         f.create_dataset("mean", shape=(64,), dtype=np.uint8, external=[(str(lab.outside / "canary.bin"), 0, 64)])
     with pytest.raises(ShardError, match="external storage"):
         load_normalization(path)
+
+
+def test_shard_paths_streamed_on_stdin_get_the_same_checks(lab: Lab) -> None:
+    fifo = lab.base / "stdin" / "blocking.h5"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    bad = {"fifo": Crafted(fifo, ("regular file",)),
+           **{k: lab.crafted[k] for k in ("not_a_shard", "external_storage", "id_traversal")}}
+    out = lab.runs / "stdin"
+    before = tree(lab.base, skip=(lab.runs,))
+    lines = "".join(f"{p}\n" for p in [lab.good, *(c.path for c in bad.values())])
+    run = vidprep("enhance", "-", "-o", out, "--format", "jpg", *SERIAL, cwd=lab.base, stdin=lines.encode(),
+                  timeout=120)
+    assert run.rc == 3, run.explain()
+    _outputs_clean(lab, run, out, before)
+    _one_record_per_bad_input(out, bad)
+    _compare_file_outputs(_reference(lab, "jpg"), out)
