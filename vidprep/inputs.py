@@ -138,11 +138,13 @@ def expand(
             else:
                 found.setdefault(os.path.realpath(path), (path, walk_root))
     common = str(root_path) if root_path else _common_root([r for _, r in found.values()])
-    items = [InputItem(_video_id(p, common), p, common) for p, _ in found.values()]
-    for item in items:  # the id names output files (jpg/png/mp4) and is checked again in every shard read
-        if (problem := id_problem(item.video_id)) is not None:
-            result.problems.append(InputProblem(display_path(item.path), f"unusable file name: the video id {problem}"))
-    result.videos = sorted(i for i in items if id_problem(i.video_id) is None)
+    for path, _ in found.values():  # the id names output files (jpg/png/mp4); shard readers check it again
+        item = InputItem(_video_id(path, common), path, common)
+        if (problem := id_problem(item.video_id)) is None:
+            result.videos.append(item)
+        else:
+            result.problems.append(InputProblem(display_path(path), f"unusable file name: the video id {problem}"))
+    result.videos.sort()
     result.shards = sorted(set(result.shards))
     return result
 
