@@ -324,3 +324,33 @@ def test_shard_paths_streamed_on_stdin_get_the_same_checks(lab: Lab) -> None:
     _outputs_clean(lab, run, out, before)
     _one_record_per_bad_input(out, bad)
     _compare_file_outputs(_reference(lab, "jpg"), out)
+
+
+@pytest.mark.parametrize("codec,compression", [("raw", "gzip"), ("raw", None), ("jpeg", None)])
+def test_writer_output_passes_the_trust_rules(tmp_path: Path, codec: str, compression: str | None) -> None:
+    """No false alarm: gzip'd all-zero frames compress ~1000:1, still within what the file stores x1032."""
+    from vidprep.shards import ShardSet, ShardWriter, validate
+
+    path = tmp_path / "shard-00000.h5"
+    with ShardWriter(path, kind="frames", config={}, frame_codec=codec, frame_compression=compression) as w:
+        for name in ("zeros.mp4", "sub/dir/noise.mp4"):
+            v = w.add_video(name, name, {})
+            rgb = np.zeros((20, 64, 96, 3), np.uint8) if name == "zeros.mp4" else \
+                np.random.default_rng(0).integers(0, 255, (20, 64, 96, 3), dtype=np.uint8)
+            w.append_frames(v, rgb, np.arange(20) / 10, np.arange(20))
+            w.set_video_array(v, "scene_score", np.zeros(20, np.float32))
+            w.add_clip(v, frame_start=0, frame_stop=20, start_s=0.0, end_s=2.0, clip_index=0)
+        w.commit()
+    assert validate(path) == []
+    assert len(ShardSet(path)) == 2
+
+
+@pytest.mark.parametrize("limit,value,needle", [("MAX_FRAME_PIXELS", 32 * 32, "pixels"),
+                                                ("MAX_VIDEOS", 0, "videos"), ("MAX_ROWS", 1, "clips")])
+def test_counts_and_frame_sizes_are_bounded_before_reading(lab: Lab, monkeypatch: pytest.MonkeyPatch, limit: str,
+                                                           value: int, needle: str) -> None:
+    from vidprep.shards import format as fmt
+
+    monkeypatch.setattr(fmt, limit, value)  # the good shard: 1 video, 2 clips of 2 frames, 32x43 pixels
+    problems = fmt.validate(lab.good)
+    assert len(problems) == 1 and needle in problems[0] and "at most" in problems[0], problems
