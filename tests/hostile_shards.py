@@ -4,7 +4,8 @@
 thing in each copy: an id that climbs out of OUT or is absolute or holds control characters; pixels that HDF5
 would read from another file (external storage, a virtual dataset, an external link) or through a soft link;
 absurd claimed shapes and counts (nothing stored behind them); a wrong dtype; clips pointing past their frames; a
-hard link that makes a cycle; a truncated file; and an HDF5 file that is not a shard at all.
+hard link that makes a cycle; a root attribute of the wrong type; a truncated file; and an HDF5 file that is not
+a shard at all.
 
 Every "other file" lives in ``outside``: ``canary.bin`` (raw bytes) and ``canary.h5`` (a dataset of those bytes),
 filled with CANARY, a 64-byte pattern that must never show up in any output. `make_fifo_canaries` builds the same
@@ -119,6 +120,11 @@ def hard_link_cycle(f: h5py.File) -> None:
     f["frames/0/loop"] = f["frames"]
 
 
+def format_not_text(f: h5py.File) -> None:
+    """The root attribute format is an array (comparing it to a string must not raise)."""
+    f.attrs["format"] = np.array([1, 2])
+
+
 def copy_with(good: Path, dst: Path, tamper: Callable[[h5py.File], None]) -> Path:
     shutil.copyfile(good, dst)
     with h5py.File(dst, "r+") as f:
@@ -159,6 +165,7 @@ def craft_all(good: Path, bad_dir: Path, outside: Path) -> dict[str, Crafted]:
         "wrong_dtype": (wrong_dtype, ("dtype",)),
         "clips_past_frames": (clips_past_frames, ("past",)),
         "hard_link_cycle": (hard_link_cycle, ("not a dataset",)),
+        "format_not_text": (format_not_text, ("not a vidprep shard",)),
     }
     out = {name: Crafted(copy_with(good, bad_dir / f"{name}.h5", fn), needles)
            for name, (fn, needles) in tampers.items()}

@@ -180,8 +180,9 @@ def root_problems(f: h5py.File) -> list[str]:
 
 
 def _check_root(f: h5py.File) -> list[str]:
-    if f.attrs.get("format") != FORMAT:  # e.g. model weights or someone else's HDF5 data
-        shown = "missing" if "format" not in f.attrs else repr(f.attrs["format"])[:80]
+    value = f.attrs.get("format")
+    if not (isinstance(value, str) and value == FORMAT):  # e.g. model weights or someone else's HDF5 data
+        shown = "missing" if value is None else repr(value)[:80]
         return [f"not a vidprep shard: root attribute format is {shown}, expected {FORMAT!r}"]
     missing = [a for a in ROOT_ATTRS if a not in f.attrs]
     if missing:

@@ -72,7 +72,7 @@ def root_format(path: str | os.PathLike) -> str | None:
         return f"not an HDF5 file ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    if value != FORMAT:
+    if not (isinstance(value, str) and value == FORMAT):  # an array attribute must not make this raise
         shown = "missing" if value is None else repr(value)[:80]
         return f"not a vidprep shard: root attribute format is {shown}, expected {FORMAT!r}"
     return None
