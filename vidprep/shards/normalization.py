@@ -94,7 +94,7 @@ def load_normalization(path: str | Path) -> tuple[dict[str, np.ndarray], dict[st
     p = Path(path)
     problems = check_file(p) if p.exists() else []  # untrusted like a shard: no links, external or virtual data
     if problems:
-        raise ShardError(f"refused as a {NAME} file: {'; '.join(problems[:3])}", path=str(p))
+        raise ShardError(f"cannot read normalization file: {'; '.join(problems[:3])}", path=str(p))
     try:
         with h5py.File(p, "r") as f:
             if f.attrs.get("format") != FORMAT:
