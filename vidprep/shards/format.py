@@ -50,7 +50,7 @@ CLIP_FIELDS: dict[str, str] = {
 #: /frames/<v>/<name> datasets with a fixed meaning; any other name there is a per-video extra array.
 FRAME_RESERVED = ("rgb", "jpeg", "pts_s", "index")
 
-#: Sane limits checked before columns are read (docs/format.md "Limits"): a shard claiming more is refused.
+#: Sane limits checked before columns are read (docs/format.md, "Shards are untrusted input"): more is refused.
 MAX_VIDEOS = 1_000_000
 MAX_ROWS = 1_000_000_000  # clips of a shard, frames of a video
 MAX_FRAME_PIXELS = 8192 * 8192
