@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from vidprep.errors import UsageError, printable_path
+from vidprep.safepath import id_problem
 
 log = logging.getLogger("vidprep.inputs")
 
@@ -100,6 +101,7 @@ def checked_stream(entries: Iterable[str], root: str | None,
             if problem is None and not is_shard_path(Path(path)):
                 problem = "not a shard: once stdin starts with shard paths, it must list only shards"
             for shard, bad in [(path, problem)] if problem else _shard_files(path):
+                bad = bad or _shard_problem(shard)
                 if bad:
                     on_problem(InputProblem(display_path(shard), bad))
                 else:
@@ -157,17 +159,36 @@ def expand(
             if problem:
                 result.problems.append(InputProblem(display_path(path), problem))
             elif is_shard_path(Path(path)):
-                for shard, bad in _shard_files(path):
-                    if bad:
-                        result.problems.append(InputProblem(display_path(shard), bad))
-                    else:
-                        result.shards.append(shard)
+                _add_shards(result, _shard_files(path))
             else:
                 found.setdefault(os.path.realpath(path), (path, walk_root))
     common = str(root_path) if root_path else _common_root([r for _, r in found.values()])
-    result.videos = sorted(InputItem(_video_id(p, common), p, common) for p, _ in found.values())
+    for path, _ in found.values():  # the id names output files (jpg/png/mp4); shard readers check it again
+        item = InputItem(_video_id(path, common), path, common)
+        if (problem := id_problem(item.video_id)) is None:
+            result.videos.append(item)
+        else:
+            result.problems.append(InputProblem(display_path(path), f"unusable file name: the video id {problem}"))
+    result.videos.sort()
     result.shards = sorted(set(result.shards))
     return result
+
+
+def _add_shards(result: InputList, found: Iterable[tuple[str, str | None]]) -> None:
+    """Take the files that are vidprep shards; any other file (a stray .h5, a FIFO) is one input problem."""
+    for path, problem in found:
+        problem = problem or _shard_problem(path)
+        if problem is None:
+            result.shards.append(path)
+        else:
+            result.problems.append(InputProblem(display_path(path), problem))
+
+
+def _shard_problem(path: str) -> str | None:
+    """None for a regular file whose root says it is a vidprep shard, else why it is not taken as one."""
+    from vidprep.shards.trust import root_format
+
+    return _file_problem(path) or root_format(path)
 
 
 def _entries(inputs: Iterable[str], stdin: TextIO | None, nul: bool) -> list[str]:
@@ -258,8 +279,11 @@ def _common_root(roots: list[str]) -> str:
 
 
 def _video_id(path: str, root: str) -> str:
+    """Path relative to the root, '/'-separated; non-UTF-8 bytes and control characters as ``\\xNN`` escapes
+    (an id names output files and log lines, so it holds no newline, tab or NUL: see `safepath.id_problem`)."""
     rel = os.path.relpath(path, root) if root else os.path.basename(path)
-    return display_path(rel.replace(os.sep, "/"))
+    text = display_path(rel.replace(os.sep, "/"))
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)
 
 
 def partition(videos: list[InputItem], videos_per_shard: int) -> list[WorkUnit]:

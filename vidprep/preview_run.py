@@ -46,11 +46,14 @@ def _shard_frames(paths: list[str], clips: int, frames: int) -> list[tuple[str, 
 
     out: list[tuple[str, np.ndarray]] = []
     for path in paths:
-        for video in iter_videos(path):
-            if len(out) >= clips:
-                return out
-            rgb = next(video.chunks())[0][:frames]
-            out.append((video.video_id, rgb))
+        try:
+            for video in iter_videos(path):
+                if len(out) >= clips:
+                    return out
+                rgb = next(video.chunks())[0][:frames]
+                out.append((video.video_id, rgb))
+        except Exception as err:  # noqa: BLE001 - the run itself already recorded this input's error
+            log.warning("preview skips %s: %s", path, " ".join(str(err).split()))
     return out
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from vidprep.errors import printable_path
 from vidprep.framestore import ScratchFrames
+from vidprep.safepath import check_id, output_path
 from vidprep.types import VideoResult
 
 PARTS_DIR = ".parts"
@@ -110,6 +111,7 @@ class FileSink:
         self.dirs: set[Path] = set()  # folders written into: fsynced once before the index part is published
 
     def add_video(self, video_id: str, source: str, meta: dict) -> int:
+        output_path(self.out_dir, check_id(video_id))  # the id names files: refuse an unsafe one before writing
         v = len(self.videos)
         self.videos.append({"video_id": video_id, "source": source, **meta, "files": [], "pts": [], "idx": []})
         self.stores[v] = ScratchFrames(str(self.out_dir))
@@ -134,7 +136,7 @@ class FileSink:
         frames = self.read_frames(v, start, stop)
         pts, idx = rec["pts"][start:stop], rec["idx"][start:stop]
         name = f"{int(row['clip_index']):06d}" + (f"-aug{int(row['aug_index'])}" if row["aug_index"] else "")
-        base = self.out_dir / rec["video_id"]
+        base = output_path(self.out_dir, check_id(rec["video_id"]))
         files = self._write(base, name, frames, idx, pts)
         rec["files"].extend(files)
         self.records.append(self._record(rec, row, files, idx, pts))
@@ -145,11 +147,13 @@ class FileSink:
         if self.fmt == "mp4":
             target = base / f"{name}.mp4"
             target.parent.mkdir(parents=True, exist_ok=True)
+            output_path(self.out_dir, os.path.relpath(target, self.out_dir))
             write_mp4(target, frames, fps=_rate(pts), sync_dir=False)
             self.dirs.add(target.parent)
             return [str(target)]
         folder = base / name
         folder.mkdir(parents=True, exist_ok=True)
+        output_path(self.out_dir, os.path.relpath(folder, self.out_dir))
         self.dirs.add(folder)
         out = []
         for frame, ordinal in zip(frames, idx):

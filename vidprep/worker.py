@@ -121,9 +121,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     with threads.current().unit(), open_sink(job, Path(shard_path), _class_names(unit, job), ctx.describe(job)) as sink:
         for item in unit.items:
             if isinstance(item, str):
-                from vidprep.shard_source import iter_videos
-
-                results.extend(VideoProcessor(job, ctx, sink).run_shard_video(sv) for sv in iter_videos(item))
+                results.extend(_run_input_shard(job, ctx, sink, item))
             else:
                 results.append(VideoProcessor(job, ctx, sink).run(item))
         sink.record_errors([r for r in results if r.error])
@@ -135,12 +133,27 @@ def _class_names(unit: WorkUnit, job: Job) -> list[str]:
     """The run's class names, or those of the input shard when labels come from an earlier step."""
     if job.labels.class_names or not unit.items or not isinstance(unit.items[0], str):
         return list(job.labels.class_names)
-    from vidprep.shards.format import read_json_attr
+    from vidprep.shard_source import class_names
 
-    import h5py
+    return class_names(unit.items[0])
 
-    with h5py.File(unit.items[0], "r") as f:
-        return list(read_json_attr(f, "meta/class_names", default=[]) or [])
+
+def _run_input_shard(job: Job, ctx: Context, sink: object, path: str) -> list[VideoResult]:
+    """Every video of an input shard; a shard that cannot be read is one error record naming it (exit 3)."""
+    from vidprep.shard_source import iter_videos
+
+    results: list[VideoResult] = []
+    try:
+        for video in iter_videos(path):
+            results.append(VideoProcessor(job, ctx, sink).run_shard_video(video))
+    except Exception as err:  # noqa: BLE001 - any failure of one input is that input's error record
+        message = " ".join(str(err).split())
+        if not isinstance(err, VidprepError) or getattr(err, "path", None) is None:  # the record names the shard
+            message = f"{printable_path(path)}: {message}"
+        log.error("%s", message)
+        results.append(VideoResult(None, path, error=message, error_type=getattr(err, "kind", type(err).__name__),
+                                   stage="read"))
+    return results
 
 
 class VideoProcessor:
@@ -192,7 +205,7 @@ class VideoProcessor:
             result.frames, result.clips = body()
         except VidprepError as err:
             self._fail(result, err)
-        except (OSError, ValueError, RuntimeError, KeyError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever one input makes fail (h5py, numpy, a stage) is its record
             self._fail(result, err, prefix=f"{printable_path(result.path)}: ")
         finally:
             if self.scratch is not None:
@@ -353,11 +366,12 @@ def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     """`process_unit`, but a failure of the whole unit (disk full, unwritable shard) fails its videos, not the run."""
     try:
         return process_unit(unit, job, shard_path)
-    except (VidprepError, OSError) as err:
+    except Exception as err:  # noqa: BLE001 - KeyboardInterrupt and SystemExit still propagate
         message = " ".join(str(err).split())
         log.error("%s: cannot write shard: %s", shard_path, message)
         failed = [
-            VideoResult(i.video_id, i.path, error=f"{printable_path(shard_path)}: cannot write output: {message}",
+            VideoResult(None if isinstance(i, str) else i.video_id, i if isinstance(i, str) else i.path,
+                        error=f"{printable_path(shard_path)}: cannot write output: {message}",
                         error_type=type(err).__name__, stage="write")
             for i in unit.items
         ]

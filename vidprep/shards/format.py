@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from vidprep.errors import ShardError
+from vidprep.safepath import id_problem
 from vidprep.shards.atomic import TEMP_RE, parse_temp_name, safe_host, temp_name  # noqa: F401 - one temp scheme
 
 log = logging.getLogger("vidprep.shards.format")
@@ -49,6 +50,12 @@ CLIP_FIELDS: dict[str, str] = {
 }
 #: /frames/<v>/<name> datasets with a fixed meaning; any other name there is a per-video extra array.
 FRAME_RESERVED = ("rgb", "jpeg", "pts_s", "index")
+
+#: Sane limits checked before columns are read (docs/format.md, "Shards are untrusted input"): more is refused.
+MAX_VIDEOS = 1_000_000
+MAX_ROWS = 1_000_000_000  # clips of a shard, frames of a video
+MAX_FRAME_PIXELS = 8192 * 8192
+MAX_FEATURE_VALUES = 2**24  # per clip row: T*D
 
 SHARD_RE = re.compile(r"^shard-(\d{5,})\.h5$")
 
@@ -110,34 +117,59 @@ def decode_jpegs(blobs: Iterable[np.ndarray]) -> np.ndarray:
 
 
 def validate(path: str | Path) -> list[str]:
-    """Check one shard against the v1 layout; one human-readable problem per item (empty list = valid)."""
+    """Check one shard against the v1 layout; one human-readable problem per item (empty list = valid).
+
+    The file is untrusted: `trust.check_file` first refuses links, external storage, virtual datasets and claims
+    beyond the stored bytes without reading any data, so a crafted file cannot make this read another file.
+    """
+    from vidprep.shards import trust
+
+    problems = trust.check_file(path)
+    if problems:
+        return problems
     try:
         f = h5py.File(path, "r")
     except OSError as err:
         return [f"cannot open as HDF5: {err}"]
     with f:
-        problems = _check_root(f)
-        if problems:
-            return problems
-        try:
-            problems += _check_meta(f) + _check_videos(f) + _check_clips(f)
-            if not problems:
-                problems += _check_offsets(f)
-            if not problems:
-                problems += _check_clip_values(f) + _check_frames(f) + _check_features(f)
-        except (OSError, KeyError, ValueError, TypeError, AttributeError) as err:
-            problems.append(f"unreadable content: {type(err).__name__}: {err}")
+        problems = layout_problems(f)
     log.debug("validated %s: %d problem(s)", path, len(problems))
     return problems
 
 
+def layout_problems(f: h5py.File) -> list[str]:
+    """Layout problems of an open shard that `trust.check_file` accepted; counts are bounded before any read."""
+    problems = root_problems(f)
+    if problems:
+        return problems
+    try:
+        problems += _check_meta(f) + _check_videos(f) + _check_clips(f)
+        if not problems:
+            problems += _check_offsets(f)
+        if not problems:
+            problems += _check_clip_values(f) + _check_frames(f) + _check_features(f)
+    except Exception as err:  # noqa: BLE001 - whatever a crafted file makes h5py or numpy raise is a problem
+        problems.append(f"unreadable content: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+    return problems
+
+
+def root_problems(f: h5py.File) -> list[str]:
+    """Root attributes and top-level groups (cheap: reads no dataset)."""
+    try:
+        return _check_root(f)
+    except Exception as err:  # noqa: BLE001 - e.g. an attribute of an unexpected type
+        return [f"unreadable root attributes: {type(err).__name__}: {' '.join(str(err).split())[:300]}"]
+
+
 def _check_root(f: h5py.File) -> list[str]:
+    value = f.attrs.get("format")
+    if not (isinstance(value, str) and value == FORMAT):  # e.g. model weights or someone else's HDF5 data
+        shown = "missing" if value is None else repr(value)[:80]
+        return [f"not a vidprep shard: root attribute format is {shown}, expected {FORMAT!r}"]
     missing = [a for a in ROOT_ATTRS if a not in f.attrs]
     if missing:
         return [f"missing root attribute(s): {', '.join(missing)}"]
     out = []
-    if f.attrs["format"] != FORMAT:
-        out.append(f"format is {f.attrs['format']!r}, expected {FORMAT!r}")
     version = int(f.attrs["format_version"])
     if version > FORMAT_VERSION:
         out.append(f"format_version {version} is newer than this vidprep reads ({FORMAT_VERSION}); upgrade vidprep")
@@ -185,21 +217,29 @@ def _check_videos(f: h5py.File) -> list[str]:
     videos = f["videos"]
     if "id" not in videos or "clip_offset" not in videos:
         return ["missing dataset /videos/id or /videos/clip_offset"]
-    n_videos = videos["id"].shape[0]
+    n_videos = _rows(videos["id"])
+    if n_videos > MAX_VIDEOS:
+        return [f"/videos/id claims {n_videos} videos (at most {MAX_VIDEOS} per shard)"]
     out = _check_columns(videos, VIDEO_FIELDS, n_videos, "videos")
+    if out:
+        return out
     off = videos["clip_offset"]
     if off.shape != (n_videos + 1,) or off.dtype != np.int64:
         return out + [f"/videos/clip_offset has shape {off.shape} dtype {off.dtype}, expected ({n_videos + 1},) int64"]
     ids = videos["id"].asstr()[:]
     if len(set(ids)) != len(ids):
         out.append("/videos/id holds duplicate video ids")
+    unsafe = [(vid, p) for vid in ids if (p := id_problem(vid)) is not None]
+    out += [f"/videos/id {vid!r} is unsafe: {p}" for vid, p in unsafe[:3]]
     return out
 
 
 def _check_clips(f: h5py.File) -> list[str]:
     if "video_index" not in f["clips"]:
         return ["missing dataset /clips/video_index"]
-    n = f["clips/video_index"].shape[0]
+    n = _rows(f["clips/video_index"])
+    if n > MAX_ROWS:
+        return [f"/clips/video_index claims {n} clips (at most {MAX_ROWS} per shard)"]
     return _check_columns(f["clips"], CLIP_FIELDS, n, "clips")
 
 
@@ -233,15 +273,17 @@ def _check_clip_values(f: h5py.File) -> list[str]:
 
 def _check_frames(f: h5py.File) -> list[str]:
     n_videos = f["videos/id"].shape[0]
-    names = set(f["frames"].keys())
+    frames = f["frames"]
+    names = set(frames.keys())
     expect = {str(v) for v in range(n_videos)}
     if names != expect:
         return [f"/frames groups are {_short(sorted(names))}, expected 0..{n_videos - 1}"]
     off = f["videos/clip_offset"][:]
     stops = f["clips/frame_stop"][:]
+    kind = str(f.attrs["kind"])
     out = []
     for v in range(n_videos):
-        n_frames, problems = _check_frame_group(f["frames"][str(v)], f.attrs["kind"], f"/frames/{v}")
+        n_frames, problems = _check_frame_group(frames[str(v)], kind, f"/frames/{v}")
         out += problems
         if n_frames is not None and off[v + 1] > off[v] and stops[off[v]:off[v + 1]].max() > n_frames:
             out.append(f"clips of video {v} point past its {n_frames} frames")
@@ -249,18 +291,29 @@ def _check_frames(f: h5py.File) -> list[str]:
 
 
 def _check_frame_group(g: h5py.Group, kind: str, where: str) -> tuple[int | None, list[str]]:
-    if "pts_s" not in g or "index" not in g:
+    if not isinstance(g, h5py.Group):
+        return None, [f"{where} is not a group"]
+    ds = {name: g[name] for name in g}  # each member opened once (this loop runs per video)
+    odd = next((name for name, obj in ds.items() if not isinstance(obj, h5py.Dataset)), None)
+    if odd is not None:
+        return None, [f"{where}/{odd} is not a dataset (a video's group holds datasets only)"]
+    if "pts_s" not in ds or "index" not in ds:
         return None, [f"{where} lacks pts_s or index"]
-    n = g["pts_s"].shape[0]
+    pts, index = ds["pts_s"], ds["index"]
+    n = _rows(pts)
+    if n > MAX_ROWS:
+        return None, [f"{where}/pts_s claims {n} frames (at most {MAX_ROWS})"]
     out = []
-    if g["pts_s"].dtype != np.float64 or g["index"].dtype != np.int64 or g["index"].shape != (n,):
+    if pts.ndim != 1 or pts.dtype != np.float64 or index.dtype != np.int64 or index.shape != (n,):
         out.append(f"{where}/pts_s must be (F,) float64 and index (F,) int64")
-    if "rgb" in g:
-        rgb = g["rgb"]
+    if "rgb" in ds:
+        rgb = ds["rgb"]
         if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[0] != n or rgb.shape[3] != 3:
             out.append(f"{where}/rgb has shape {rgb.shape} dtype {rgb.dtype}, expected ({n},H,W,3) uint8")
-    elif "jpeg" in g:
-        if g["jpeg"].shape != (n,) or h5py.check_vlen_dtype(g["jpeg"].dtype) != np.uint8:
+        elif rgb.shape[1] * rgb.shape[2] > MAX_FRAME_PIXELS:
+            out.append(f"{where}/rgb claims {rgb.shape[2]}x{rgb.shape[1]} frames (at most {MAX_FRAME_PIXELS} pixels)")
+    elif "jpeg" in ds:
+        if ds["jpeg"].shape != (n,) or h5py.check_vlen_dtype(ds["jpeg"].dtype) != np.uint8:
             out.append(f"{where}/jpeg must be ({n},) vlen uint8")
     elif kind == "frames":
         out.append(f"{where} has neither rgb nor jpeg (required in a frames shard)")
@@ -275,9 +328,16 @@ def _check_features(f: h5py.File) -> list[str]:
     out = []
     if ds.ndim not in (2, 3) or ds.shape[0] != n:
         out.append(f"/clips/features has shape {ds.shape}, expected ({n},D) or ({n},T,D)")
+    elif int(np.prod(ds.shape[1:])) > MAX_FEATURE_VALUES:
+        out.append(f"/clips/features claims {ds.shape[1:]} values per clip (at most {MAX_FEATURE_VALUES})")
     if ds.dtype.name not in FEATURE_DTYPES:
         out.append(f"/clips/features has dtype {ds.dtype}, expected one of {FEATURE_DTYPES}")
     return out
+
+
+def _rows(ds: h5py.Dataset) -> int:
+    """Length of a 1-D column; a dataset of another rank gets -1 so the shape checks report it."""
+    return int(ds.shape[0]) if ds.shape is not None and len(ds.shape) == 1 else -1
 
 
 def _short(values: object, limit: int = 8) -> str:

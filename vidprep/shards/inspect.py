@@ -16,7 +16,7 @@ import numpy as np
 
 from vidprep.errors import ShardError
 from vidprep.shards import format as fmt
-from vidprep.shards import manifest
+from vidprep.shards import manifest, trust
 
 log = logging.getLogger("vidprep.shards.inspect")
 
@@ -36,7 +36,7 @@ def info(paths: Paths) -> dict[str, Any]:
     config: dict = {}
     class_names: list[str] = []
     for path in shards:
-        with h5py.File(path, "r") as f:
+        with trust.open_shard(path) as f:  # untrusted: refused (ShardError) before any data is read
             _accumulate(f, acc)
             config = config or fmt.read_json_attr(f, fmt.META_CONFIG, default={}) or {}
             class_names = class_names or fmt.read_json_attr(f, fmt.META_CLASSES, default=[]) or []
@@ -139,7 +139,7 @@ def _video_sources(shards: list[Path], problems: list[str]) -> dict[str, tuple[s
     layouts: dict[tuple[str, str], Path] = {}
     for path in shards:
         try:
-            with h5py.File(path, "r") as f:
+            with trust.open_shard(path) as f:
                 layouts.setdefault((str(f.attrs.get("kind")), f[fmt.META_CLASSES].asstr()[()]), path)
                 pairs = zip(f["videos/id"].asstr()[:], f["videos/source"].asstr()[:])
                 for vid, source in pairs:
@@ -147,7 +147,7 @@ def _video_sources(shards: list[Path], problems: list[str]) -> dict[str, tuple[s
                         problems.append(f"video {vid!r} is in two shards: {seen[vid][1]} and {path}")
                     else:
                         seen[vid] = (source, path)
-        except (OSError, KeyError) as err:
+        except (ShardError, OSError, KeyError) as err:  # validate() already reported why
             log.debug("skipping unreadable %s: %s", path, err)
     if len(layouts) > 1:
         problems.append(f"shards differ in kind or class names: {', '.join(str(p) for p in layouts.values())}")
@@ -169,7 +169,7 @@ def ls(paths: Paths, clips: bool = False) -> Iterator[dict[str, Any]]:
     """One dict per video (shard, v, video_id, source, meta, frames, clips, frame_shape), or with ``clips``
     one per clip (shard, row, video_id, clip_index, aug_index, start_s, end_s, frames, label, label_name)."""
     for path in fmt.find_shards(paths):
-        with h5py.File(path, "r") as f:
+        with trust.open_shard(path) as f:
             yield from (_clip_rows(f, path) if clips else _video_rows(f, path))
 
 

@@ -101,7 +101,12 @@ def _attr_value(value: Any) -> Any:
 
 def load_normalization(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """All datasets (by path, e.g. ``mean``, ``running/m2``) and root attributes as plain Python values."""
+    from vidprep.shards.trust import check_file
+
     p = Path(path)
+    problems = check_file(p) if p.exists() else []  # untrusted like a shard: no links, external or virtual data
+    if problems:
+        raise ShardError(f"cannot read normalization file: {'; '.join(problems[:3])}", path=str(p))
     try:
         with h5py.File(p, "r") as f:
             if f.attrs.get("format") != FORMAT:

@@ -19,6 +19,7 @@ import numpy as np
 
 from vidprep.errors import ShardError
 from vidprep.shards import format as fmt
+from vidprep.shards import trust
 
 log = logging.getLogger("vidprep.shards.reader")
 
@@ -34,7 +35,8 @@ class ShardSet:
         normalization: optional ``transform(features) -> features`` applied to feature batches (n,D) or (n,T,D).
         frames: return pixels; default True for frame shards, False for feature shards (which may keep none).
     Raises:
-        ShardError: no shards, or shards of different kinds or class names mixed.
+        ShardError: no shards, a file that is not a valid shard (shards are untrusted: see `vidprep.shards.trust`),
+            or shards of different kinds or class names mixed.
     """
 
     def __init__(self, path_or_paths: str | Path | Iterable[str | Path], *,
@@ -51,7 +53,7 @@ class ShardSet:
         """Read kind, class names, clip counts and video ids of every shard (then close them all)."""
         kinds, classes, counts, self._ids = set(), [], [], []
         for path in self.paths:
-            with h5py.File(path, "r") as f:
+            with trust.open_shard(path) as f:  # untrusted: no links, external or virtual data; layout valid
                 kinds.add(str(f.attrs.get("kind")))
                 classes.append(fmt.read_json_attr(f, fmt.META_CLASSES, default=[]) or [])
                 counts.append(int(f["clips/video_index"].shape[0]))
@@ -112,7 +114,7 @@ class ShardSet:
         if self._pid != os.getpid():  # forked: handles opened by the parent must not be used here
             self._reset()
         if i not in self._files:
-            self._files[i] = h5py.File(self.paths[i], "r")
+            self._files[i] = trust.open_shard(self.paths[i], layout=False)  # checked again: it may have changed
         return self._files[i]
 
     def _table(self, i: int) -> dict[str, np.ndarray]:
