@@ -30,6 +30,9 @@ from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
 
 log = logging.getLogger("vidprep.pipeline")
 
+#: Files of an output directory that an input shard's output must never be named as.
+RESERVED_NAMES = frozenset({"normalization.h5"})
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -188,6 +191,9 @@ def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: R
         if number % options.num_shards != options.shard_index:
             continue
         target_name = shard_name(number + video_units) if video_units and SHARD_RE.match(name) else name
+        if target_name in RESERVED_NAMES:
+            raise UsageError(f"an input shard named {name} would overwrite the output's own {name}; rename it",
+                             path=path)
         if target_name in seen:
             raise UsageError(f"two input shards would both be written to {target_name}; give them separate runs",
                              path=path)
