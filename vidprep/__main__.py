@@ -1,5 +1,11 @@
 """`python -m vidprep` runs the CLI."""
 
-from vidprep.cli.app import main
+import sys
+
+from vidprep.media import prefetch
+
+prefetch.start_for(sys.argv[1:])  # ffmpeg's self-queries overlap the imports below
+
+from vidprep.cli.app import main  # noqa: E402
 
 main()

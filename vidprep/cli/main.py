@@ -1,6 +1,12 @@
 """Console-script shim: `vidprep = vidprep.cli.main:main`."""
 
-from vidprep.cli.app import main
+import sys
+
+from vidprep.media import prefetch
+
+prefetch.start_for(sys.argv[1:])  # ffmpeg's self-queries overlap the imports below
+
+from vidprep.cli.app import main  # noqa: E402
 
 __all__ = ["main"]
 

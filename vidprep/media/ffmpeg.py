@@ -25,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from vidprep.errors import DependencyError, VidprepError
+from vidprep.media import prefetch
+from vidprep.media.prefetch import FILTERS, PIXEL_FORMATS
 
 log = logging.getLogger("vidprep.media.ffmpeg")
 
@@ -112,10 +114,10 @@ def check_version(name: str, exe: str, version: str) -> None:
 def tool_version(exe: str) -> str:
     """The version string ``exe -version`` prints on its first line (e.g. ``5.1.9-0+deb12u1``)."""
     try:
-        out = subprocess.run([exe, "-version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=True)
+        stdout = _query([exe, "-version"])
     except (OSError, subprocess.SubprocessError) as err:
         raise DependencyError(f"{exe} -version failed ({err}): {INSTALL_HINT}") from None
-    first = out.stdout.decode("utf-8", "replace").splitlines()[:1]
+    first = stdout.decode("utf-8", "replace").splitlines()[:1]
     match = re.match(r"\S+ version (\S+)", first[0]) if first else None
     return match.group(1) if match else (first[0] if first else "unknown")
 
@@ -176,8 +178,7 @@ def _clean_line(raw: str) -> str:
 @lru_cache(maxsize=1)
 def pixel_formats() -> dict[str, tuple[int, bool]]:
     """``{pix_fmt: (max component bit depth, has alpha)}`` from ``ffprobe -show_pixel_formats`` (cached)."""
-    out = run_tool([tool_path("ffprobe"), "-v", "error", "-show_pixel_formats", "-of", "json"],
-                   path="ffprobe", timeout_s=30.0, error=DependencyError)
+    out = _checked_query([tool_path("ffprobe"), *PIXEL_FORMATS[1:]], "ffprobe")
     table = {}
     for fmt in json.loads(out).get("pixel_formats", []):
         depths = [c.get("bit_depth", 8) for c in fmt.get("components", [])] or [8]
@@ -188,8 +189,7 @@ def pixel_formats() -> dict[str, tuple[int, bool]]:
 @lru_cache(maxsize=1)
 def filters() -> frozenset[str]:
     """Names of the filters this ffmpeg build has (``ffmpeg -filters``, cached)."""
-    out = run_tool([tool_path("ffmpeg"), "-hide_banner", "-filters"], path="ffmpeg", timeout_s=30.0,
-                   error=DependencyError)
+    out = _checked_query([tool_path("ffmpeg"), *FILTERS[1:]], "ffmpeg")
     names = set()
     for line in out.decode("utf-8", "replace").splitlines():
         parts = line.split()
@@ -349,6 +349,31 @@ def grow_pipe(fd: int, want: int) -> int:
         return fcntl.fcntl(fd, F_SETPIPE_SZ, min(max(want, 1 << 16), cap))
     except OSError:
         return 0
+
+
+def _query(argv: list[str], timeout_s: float = 30.0) -> bytes:
+    """stdout of a short self-query (``-version``, ``-filters``...): the process the CLI started at launch
+    (`vidprep.media.prefetch`) when there is one, else a new one. Raises CalledProcessError on a non-zero exit."""
+    proc = prefetch.take(argv)
+    if proc is None:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=True).stdout
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, argv, out, err)
+    return out
+
+
+def _checked_query(argv: list[str], name: str) -> bytes:
+    """`_query`, with any failure a DependencyError naming the tool."""
+    try:
+        return _query(argv)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise DependencyError(f"{name} failed ({err}): {INSTALL_HINT}") from None
 
 
 def run_tool(argv: Sequence[str], *, path: str, timeout_s: float, error: type[VidprepError]) -> bytes:

@@ -1,0 +1,48 @@
+"""Start the ffmpeg/ffprobe queries every decoding command makes (versions, pixel formats, filters) the moment the
+CLI starts, so they run while Python imports the rest of vidprep (~0.4 s); `vidprep.media.ffmpeg` collects them.
+
+Only the standard library is imported here, because this runs before anything else. A query nobody collects is
+reaped at exit, so no process is left unreaped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import subprocess
+
+#: The commands that decode videos (and so ask ffmpeg about itself first).
+DECODING_COMMANDS = frozenset({"split", "enhance", "augment", "features", "run", "probe"})
+PIXEL_FORMATS = ("ffprobe", "-v", "error", "-show_pixel_formats", "-of", "json")
+FILTERS = ("ffmpeg", "-hide_banner", "-filters")
+VERSIONS = (("ffmpeg", "-version"), ("ffprobe", "-version"))
+
+_started: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
+
+
+def start_for(argv: list[str]) -> None:
+    """Start the queries when ``argv`` (the CLI arguments) names a decoding command; otherwise do nothing."""
+    if not argv or argv[0] not in DECODING_COMMANDS:
+        return
+    for name, *args in (*VERSIONS, PIXEL_FORMATS, FILTERS):
+        exe = shutil.which(name)
+        if exe is None:
+            continue  # the regular check reports the missing tool
+        try:
+            _started[(exe, *args)] = subprocess.Popen([exe, *args], stdin=subprocess.DEVNULL,
+                                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError:
+            continue
+    atexit.register(_reap)
+
+
+def take(argv: list[str]) -> subprocess.Popen[bytes] | None:
+    """The already started process running exactly ``argv``, once; None if none was started."""
+    return _started.pop(tuple(argv), None)
+
+
+def _reap() -> None:
+    for proc in _started.values():
+        proc.kill()
+        proc.communicate()
+    _started.clear()
