@@ -1,0 +1,214 @@
+"""Whole-machine use at every job size: fixed start-up cost, one-video jobs, and many short videos.
+
+Usage::
+
+    python benchmarks/machine.py [--quick] [--repeats 3]
+
+Every row is a ratio to a reference measured in the same run, doing the same work (same file, same decode size,
+same frames, same threads: every process may use all CPUs, OMP_NUM_THREADS is unset):
+
+- fixed cost: `vidprep features --fps 1` (resnet18, default executor) on a 1 s 720p clip ÷ a bare Python that
+  imports torch + torchvision and builds resnet18 headless (target <= 1.25); `vidprep split --fps 1` on the same
+  clip in seconds (target <= 1.0 s), beside a bare `python -c "import vidprep.cli.main"`;
+- split: `vidprep split --fps 2 --size 224` on 720p 40 s (default executor) ÷ ffmpeg running vidprep's own decode
+  argv (same filters) with the frames thrown away (ratio = limit / vidprep; target >= 0.9, start-up included);
+- dense features on one video: `vidprep features --model resnet18 --every 1` on 480p 60 s (1,500 frames), default
+  executor and precision. Its throughput (frames / (wall - the fixed cost above)) ÷ the model alone on the same
+  frames (decoded by vidprep at the model's input size beforehand, same extractor settings: batch, precision,
+  channels-last, all CPUs) (target >= 0.9), and its wall time ÷ a naive loop doing the same job (OpenCV decode,
+  per-frame torchvision preprocessing, batch-1 fp32; target >= 1.4 on CPUs without native bf16, >= 3 with);
+- many short videos: 20 x 480p (3-5 s) through split (8-frame clips, 112 px) + resnet18 features, two videos per
+  shard, with the process executor ÷ the serial one (target >= 1.6 on 2 quiet cores); the 1-minute load average
+  before the run is printed beside it.
+
+Writes benchmarks/results/machine.json. Weights are random (`none`): the cost is the same as pretrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from common import VIDPREP, best_of, make_video, report  # noqa: E402
+
+BUILD_R18 = ("import torch, torchvision; m = torchvision.models.resnet18(weights=None); "
+             "m.fc = torch.nn.Identity(); m.eval()")
+
+
+def cli(argv: list[str], repeats: int) -> float:
+    """Best wall seconds of the CLI on fresh output directories (`-o` appended)."""
+    best = float("inf")
+    for _ in range(repeats):
+        out = Path(tempfile.mkdtemp(prefix="vidprep-machine-"))
+        try:
+            best = min(best, best_of(1, [*VIDPREP, *argv, "-o", str(out / "o"), "-q"])[0])
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+    return best
+
+
+def fixed_cost_rows(clip: Path, repeats: int) -> list[dict]:
+    base = best_of(repeats, [sys.executable, "-c", BUILD_R18])[0]
+    feats = cli(["features", str(clip), "--fps", "1", "--model", "resnet18", "--weights", "none"], repeats)
+    imports = best_of(repeats, [sys.executable, "-c", "import vidprep.cli.main"])[0]
+    split = cli(["split", str(clip), "--fps", "1"], repeats)
+    return [
+        {"case": "fixed cost: features --fps 1, 1 s 720p", "vidprep_s": feats, "reference_s": base,
+         "reference": "import torch+torchvision, build resnet18", "ratio": feats / base, "target": "<= 1.25"},
+        {"case": "fixed cost: split --fps 1, 1 s 720p", "vidprep_s": split, "reference_s": imports,
+         "reference": "python -c 'import vidprep.cli.main'", "ratio": split / imports, "target": "vidprep_s <= 1.0"},
+    ]
+
+
+def split_row(path: Path, repeats: int) -> dict:
+    from vidprep.media.decode import decode_argv
+    from vidprep.media.probe import probe
+    from vidprep.types import Sampling, SizeSpec
+
+    argv = decode_argv(probe(path), Sampling("fps", 2), SizeSpec(short_side=224))  # rawvideo to a discarded stdout
+    limit = best_of(repeats, argv)[0]
+    wall = cli(["split", str(path), "--fps", "2", "--size", "224"], repeats)
+    return {"case": "split --fps 2 --size 224, 720p 40 s", "vidprep_s": wall, "reference_s": limit,
+            "reference": "same ffmpeg decode argv, frames discarded", "ratio": limit / wall, "target": ">= 0.9"}
+
+
+def decoded(path: Path, limit: int) -> np.ndarray:
+    """The first ``limit`` frames as vidprep decodes them for resnet18 (every frame, short side 256)."""
+    from vidprep.config import SplitConfig
+    from vidprep.media.decode import decode
+    from vidprep.media.probe import probe
+
+    cfg = SplitConfig(every=1, size=256)
+    frames = []
+    for frame in decode(probe(path), cfg.sampling(), cfg.size_spec()):
+        frames.append(frame.rgb)
+        if len(frames) == limit:
+            break
+    return np.stack(frames)
+
+
+def model_rate(frames: np.ndarray, precision: str) -> float:
+    """resnet18 frames/s on pre-decoded frames, with the extractor settings `vidprep features` uses (all CPUs)."""
+    from vidprep.config import FeaturesConfig
+    from vidprep.executors.threads import available_cpus
+    from vidprep.stages.features import FeatureExtractor
+
+    ex = FeatureExtractor(FeaturesConfig(model="resnet18", weights="none", precision=precision),
+                          threads=available_cpus())
+    ex.extract_frames(frames[: ex.batch_size])  # warm-up: oneDNN primitives
+    started = time.perf_counter()
+    ex.extract_frames(frames)
+    return len(frames) / (time.perf_counter() - started)
+
+
+def naive_seconds(path: Path) -> tuple[float, int]:
+    """OpenCV decode of every frame + per-frame torchvision preprocessing + batch-1 fp32 resnet18, all CPUs."""
+    import cv2
+    import torch
+    import torchvision
+    from torchvision.transforms import functional as tf
+
+    from vidprep.executors.threads import available_cpus
+
+    torch.set_num_threads(available_cpus())
+    model = torchvision.models.resnet18(weights=None).eval()
+    model.fc = torch.nn.Identity()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    started, count = time.perf_counter(), 0
+    cap = cv2.VideoCapture(str(path))
+    with torch.inference_mode():
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float() / 255
+            model((tf.center_crop(tf.resize(x, [256], antialias=True), [224, 224]) - mean) / std)
+            count += 1
+    return time.perf_counter() - started, count
+
+
+def dense_rows(path: Path, frames: int, fixed_s: float, precision: str) -> list[dict]:
+    wall = cli(["features", str(path), "--every", "1", "--model", "resnet18", "--weights", "none",
+                "--precision", precision], 1)
+    rate = frames / max(1e-9, wall - fixed_s)
+    model = model_rate(decoded(path, 320), precision)
+    naive_s, naive_frames = naive_seconds(path)
+    assert naive_frames == frames, (naive_frames, frames)
+    return [
+        {"case": f"dense resnet18 every frame, 480p {frames} frames, {precision}", "vidprep_s": wall,
+         "items_per_s": rate, "reference_items_per_s": model,
+         "reference": "model alone, same frames and settings", "ratio": rate / model, "target": ">= 0.9"},
+        {"case": f"dense vs naive loop, {precision}", "vidprep_s": wall, "reference_s": naive_s,
+         "reference": "OpenCV + batch-1 fp32 loop", "ratio": naive_s / wall,
+         "target": ">= 3 (native bf16) / >= 1.4"},
+    ]
+
+
+PIPELINE = """[split]
+clip_frames = 8
+size = 112
+
+[features]
+model = "resnet18"
+weights = "none"
+
+[run]
+videos_per_shard = 2
+"""
+
+
+def many_short_rows(videos: list[Path], repeats: int) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="vidprep-machine-") as tmp:
+        pipeline = Path(tmp) / "pipeline.toml"
+        pipeline.write_text(PIPELINE)
+        load = os.getloadavg()[0]
+        walls = {ex: cli(["run", str(pipeline), *map(str, videos), "--executor", ex], repeats)
+                 for ex in ("serial", "process")}
+    return [{"case": f"{len(videos)} x 480p split+resnet18, process vs serial (load {load:.2f})",
+             "vidprep_s": walls["process"], "reference_s": walls["serial"], "reference": "serial executor",
+             "ratio": walls["serial"] / walls["process"], "target": ">= 1.6 (quiet 2 cores)"}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short inputs, one repeat (smoke run)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["fixed", "split", "dense", "short"], action="append",
+                        help="run only these row groups (repeatable)")
+    args = parser.parse_args()
+    os.environ.pop("OMP_NUM_THREADS", None)
+    repeats = 1 if args.quick else args.repeats
+    only = set(args.only or ["fixed", "split", "dense", "short"])
+    clip = make_video("m720_1s.mp4", 1280, 720, 30, 1)
+    rows = fixed_cost_rows(clip, repeats)
+    fixed_s = rows[0]["vidprep_s"]
+    rows = rows if "fixed" in only else []
+    if "split" in only:
+        rows.append(split_row(make_video("m720_40s.mp4", 1280, 720, 30, 10 if args.quick else 40), repeats))
+    if "dense" in only:
+        seconds = 10 if args.quick else 60
+        path = make_video(f"m480_{seconds}s.mp4", 854, 480, 25, seconds)
+        from vidprep.stages.runtime import cpu_has_native_bf16
+
+        for precision in ("auto", "fp32") if cpu_has_native_bf16() else ("auto",):
+            rows += dense_rows(path, seconds * 25, fixed_s, precision)
+    if "short" in only:
+        videos = [make_video(f"scale480_{i:02d}.mp4", 854, 480, 25, 3 + i % 3) for i in range(6 if args.quick else 20)]
+        rows += many_short_rows(videos, 1 if args.quick else 2)
+    report("machine", ["case", "vidprep_s", "reference_s", "items_per_s", "reference_items_per_s", "ratio",
+                       "target", "reference"], rows)
+
+
+if __name__ == "__main__":
+    main()
