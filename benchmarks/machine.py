@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from common import VIDPREP, best_of, make_video, report  # noqa: E402
+from scale import PIPELINE  # noqa: E402
 
 BUILD_R18 = ("import torch, torchvision; m = torchvision.models.resnet18(weights=None); "
              "m.fc = torch.nn.Identity(); m.eval()")
@@ -112,30 +113,14 @@ def model_rate(frames: np.ndarray, precision: str) -> float:
 
 
 def naive_seconds(path: Path) -> tuple[float, int]:
-    """OpenCV decode of every frame + per-frame torchvision preprocessing + batch-1 fp32 resnet18, all CPUs."""
-    import cv2
+    """features.py's naive loop (OpenCV + per-frame preprocessing + batch-1 fp32 resnet18) with all CPUs."""
     import torch
-    import torchvision
-    from torchvision.transforms import functional as tf
 
+    from features import naive_seconds as naive_loop
     from vidprep.executors.threads import available_cpus
 
     torch.set_num_threads(available_cpus())
-    model = torchvision.models.resnet18(weights=None).eval()
-    model.fc = torch.nn.Identity()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    started, count = time.perf_counter(), 0
-    cap = cv2.VideoCapture(str(path))
-    with torch.inference_mode():
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float() / 255
-            model((tf.center_crop(tf.resize(x, [256], antialias=True), [224, 224]) - mean) / std)
-            count += 1
-    return time.perf_counter() - started, count
+    return naive_loop(path)
 
 
 def dense_rows(path: Path, frames: int, fixed_s: float, precision: str) -> list[dict]:
@@ -153,19 +138,6 @@ def dense_rows(path: Path, frames: int, fixed_s: float, precision: str) -> list[
          "reference": "OpenCV + batch-1 fp32 loop", "ratio": naive_s / wall,
          "target": ">= 3 (native bf16) / >= 1.4"},
     ]
-
-
-PIPELINE = """[split]
-clip_frames = 8
-size = 112
-
-[features]
-model = "resnet18"
-weights = "none"
-
-[run]
-videos_per_shard = 2
-"""
 
 
 def many_short_rows(videos: list[Path], repeats: int) -> list[dict]:
