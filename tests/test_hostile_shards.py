@@ -222,7 +222,7 @@ def test_output_path_refuses_a_symlink_in_out_that_leaves_it(tmp_path: Path) -> 
 @pytest.mark.parametrize("video_id", ["../../x", "/tmp/x", "a/../../x", "a\nb"])
 def test_file_sink_refuses_an_unsafe_id_before_writing(tmp_path: Path, video_id: str) -> None:
     from vidprep.errors import InputError
-    from vidprep.sinks import FileSink
+    from vidprep.engine.sinks.files import FileSink
 
     out = tmp_path / "a" / "b" / "out"
     out.mkdir(parents=True)

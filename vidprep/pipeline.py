@@ -24,7 +24,7 @@ from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.resume import check_overwrite, pending_units
 from vidprep.shard_labels import resolve_run_labels
 from vidprep.shards.format import SHARD_RE, shard_name
-from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
+from vidprep.engine.sinks import all_kinds, error_record, kind_for, output_format
 from vidprep.stages.runtime import check_run_device
 from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
 
@@ -95,15 +95,11 @@ def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
 
 
 def clear_output(out_dir: Path) -> None:
-    """Remove what an earlier run wrote (shards, index parts, manifest, errors), for --overwrite."""
-    from vidprep.shards.format import find_shards
-
-    for path in find_shards(out_dir) if any(out_dir.glob("shard-*.h5")) else []:
-        path.unlink()
-    for name in ("manifest.json", "errors.jsonl", "index.jsonl", "normalization.h5"):
+    """Remove what an earlier run wrote (every format's outputs, manifest, errors), for --overwrite."""
+    for kind in all_kinds():
+        kind.clear(out_dir)
+    for name in ("manifest.json", "errors.jsonl", "normalization.h5"):
         (out_dir / name).unlink(missing_ok=True)
-    for part in (out_dir / PARTS_DIR).glob("*") if (out_dir / PARTS_DIR).is_dir() else []:
-        part.unlink()
 
 
 def run(
@@ -132,7 +128,7 @@ def run(
     check_run_device(config, options.executor, options.ray_address)
     check_overwrite(options.overwrite, options.num_shards)
     units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
-    fmt = config.split.format if config.features is None else "h5"
+    fmt = output_format(config)
     executor, executor_name = _executor(config, options, _task_count(units, out, fmt, options.overwrite, shard_inputs))
     job = _check_stage_setup(job, executor_name)
     prepare_output(out, record, options.overwrite)
@@ -145,7 +141,7 @@ def run(
     _record_input_problems(out, listed, options)
     summary.skipped_units = len(units) - len(todo)
     tasks = itertools.chain(
-        ((u, job, str(unit_output_path(out, fmt, u.index))) for u in todo),
+        ((u, job, str(kind_for(fmt).unit_path(out, u.index))) for u in todo),
         _shard_tasks(shard_inputs, job, out, fmt, summary, video_units=total_units if listed.videos else 0,
                      options=options),
     )
@@ -198,7 +194,7 @@ def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: R
             raise UsageError(f"two input shards would both be written to {target_name}; give them separate runs",
                              path=path)
         seen.add(target_name)
-        target = unit_output_path(out, fmt, target_name)
+        target = kind_for(fmt).unit_path(out, target_name)
         if target.exists():
             summary.skipped_units += 1
             continue
@@ -222,7 +218,7 @@ def _task_count(units: list[WorkUnit], out: Path, fmt: str, overwrite: bool, sha
     stream in (stdin). Only sizes the executor: which units really run is decided after the output is prepared."""
     if not isinstance(shard_inputs, (list, tuple)):
         return None
-    todo = [u for u in units if overwrite or not unit_output_path(out, fmt, u.index).exists()]
+    todo = [u for u in units if overwrite or not kind_for(fmt).unit_path(out, u.index).exists()]
     return len(todo) + len(shard_inputs)
 
 
@@ -240,7 +236,7 @@ def _executor(config: RunConfig, options: RunOptions, tasks: int | None) -> tupl
 def _preload(config: RunConfig) -> tuple[str, ...]:
     """Modules a pool worker would import for this config, loaded once in the process it is forked from."""
     mods = ["numpy", "h5py", "vidprep.worker", "vidprep.media.decode", "vidprep.shards.writer"]
-    if config.enhance is not None or config.augment is not None or config.split.format != "h5":
+    if config.enhance is not None or config.augment is not None or output_format(config) != "h5":
         mods += ["cv2"]
     if config.augment is not None:
         mods += ["vidprep.stages.augment"]
@@ -268,7 +264,7 @@ def _publish(out: Path, result: UnitResult, record: dict, summary: RunSummary, o
     for video in result.videos:
         if video.error:
             summary.videos_failed += 1
-            append_error(out, _error_record(video))
+            append_error(out, error_record(video))
         else:
             summary.videos_ok += 1
             summary.clips += video.clips
@@ -283,12 +279,6 @@ def _publish(out: Path, result: UnitResult, record: dict, summary: RunSummary, o
         on_shard(path)
 
 
-def _error_record(video: object) -> dict:
-    from vidprep.sinks import error_record
-
-    return error_record(video)
-
-
 def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expected_shards: int | None) -> None:
     """End-of-run work: feature normalization, index.jsonl for file outputs, compact errors."""
     from vidprep.shards.manifest import compact_errors
@@ -297,6 +287,5 @@ def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expecte
         from vidprep.normalize_run import normalize_output
 
         normalize_output(out, config.features, expected_shards)
-    if fmt != "h5":
-        merge_index(out)
+    kind_for(fmt).finish(out)
     summary.errors = compact_errors(out)

@@ -113,12 +113,14 @@ def context_for(job: Job) -> Context:
 
 def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     """Process every video of ``unit`` into the shard at ``shard_path`` (written atomically)."""
-    from vidprep.sinks import open_sink
+    from vidprep.engine.sinks import SinkSpec, kind_for, output_format
 
     started = time.monotonic()
     ctx = context_for(job)
     results: list[VideoResult] = []
-    with threads.current().unit(), open_sink(job, Path(shard_path), _class_names(unit, job), ctx.describe(job)) as sink:
+    spec = SinkSpec(job.config, job.config_record, job.out_dir, job.kind)
+    sink = kind_for(output_format(job.config)).open(spec, Path(shard_path), _class_names(unit, job), ctx.describe(job))
+    with threads.current().unit(), sink:
         for item in unit.items:
             if isinstance(item, str):
                 results.extend(_run_input_shard(job, ctx, sink, item))
