@@ -267,7 +267,7 @@ def test_any_exception_of_one_video_is_its_error_record(lab: Lab, tmp_path: Path
 
 def test_an_input_shard_failing_mid_iteration_is_one_record_naming_it(lab: Lab, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import vidprep.shard_source as source
+    import vidprep.shards.source as source
 
     def broken(path):
         raise TypeError("Accessing a group is done with bytes or str, not <class 'tuple'>")

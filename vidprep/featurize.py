@@ -12,22 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vidprep.config import FeaturesConfig, RunConfig
-
-
-@dataclass
-class ClipRow:
-    """One output clip row: a range of a frame run plus where it came from (before features are attached)."""
-
-    frame_start: int
-    frame_stop: int
-    padded: int
-    start_s: float
-    end_s: float
-    clip_index: int
-    aug_index: int = 0
-    label: int = -1
-    aug_params: dict | None = None
-    features: np.ndarray | None = None
+from vidprep.types import ClipRow
 
 
 def pad_rows(frames: np.ndarray, padded: int) -> np.ndarray:

@@ -10,15 +10,11 @@ several array-job tasks to finish is the one that fits (earlier ones see missing
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import h5py
 import numpy as np
 
 from vidprep.config import FeaturesConfig
@@ -26,7 +22,6 @@ from vidprep.errors import UsageError
 
 log = logging.getLogger("vidprep.normalize_run")
 
-STATE_ATTR = "features_normalization"
 LOCK_NAME = ".normalize.lock"
 
 
@@ -37,25 +32,16 @@ def normalize_output(out: Path, cfg: FeaturesConfig, expected_shards: int | None
         log.info("normalization deferred: %d of %d shards present; the task that completes the run fits it",
                  len(shards), expected_shards)
         return False
-    with _pass_lock(out):
+    from vidprep.shards.atomic import file_lock
+
+    with file_lock(out / LOCK_NAME):  # one pass at a time per output directory (not the manifest's lock)
         norm, digest = _statistics(out, cfg, shards)
         for path in shards:
             _rewrite(out, path, norm, digest, cfg)
     return True
 
 
-@contextlib.contextmanager
-def _pass_lock(out: Path) -> Iterator[None]:
-    """One normalization pass at a time per output directory (separate from the manifest's lock)."""
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _statistics(out: Path, cfg: FeaturesConfig, shards: list[Path]) -> tuple[object, str]:
+def _statistics(out: Path, cfg: FeaturesConfig, shards: list[Path]) -> tuple[Any, str]:
     """The normalization to apply and its content id: from --stats-from, from an earlier pass, or fitted now.
 
     OUT/normalization.h5 is written once: a re-run finds it holding the same statistics (same id) and keeps it, so
@@ -86,10 +72,9 @@ def _statistics(out: Path, cfg: FeaturesConfig, shards: list[Path]) -> tuple[obj
 def _fitted_on(shards: list[Path], dim: int | None) -> dict:
     """Model, weights id and dimension of the features, from the first shard's record of its model."""
     from vidprep.normalize_setup import weights_id
-    from vidprep.shards.format import META_CONFIG, read_json_attr
+    from vidprep.shards.rewrite import shard_config
 
-    with h5py.File(shards[0], "r") as f:
-        info = (read_json_attr(f, META_CONFIG, default={}) or {}).get("features_model") or {}
+    info = shard_config(shards[0]).get("features_model") or {}
     return {"model": info.get("model"), "weights": weights_id(info) if info else None, "dim": dim}
 
 
@@ -113,85 +98,24 @@ def _fitted_for(path: Path, cfg: FeaturesConfig) -> bool:
     return load_normalization(path)[1].get("config") == _cfg_key(cfg)
 
 
-def _accumulate(shards: list[Path]) -> object:
+def _accumulate(shards: list[Path]) -> Any:
     """Merge per-shard running statistics of the raw features (rows of (N,D), or (N,T,D) flattened to frames)."""
     from vidprep.stages.normalize import RunningStats
 
     total = RunningStats()
+    from vidprep.shards.rewrite import raw_feature_blocks
+
     for path in shards:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get(STATE_ATTR):
-                raise UsageError("shards were normalized with statistics that are gone; re-run with --overwrite",
-                                 path=str(path))
-            feats = f["clips/features"]
-            part = RunningStats()
-            for a in range(0, feats.shape[0], 4096):
-                block = feats[a:a + 4096].astype(np.float64)
-                part.update(block.reshape(-1, block.shape[-1]))
+        part = RunningStats()
+        for block in raw_feature_blocks(path):
+            part.update(block.reshape(-1, block.shape[-1]))
         total = total.merge(part)
     return total
 
 
-def _rewrite(out: Path, path: Path, norm: object, digest: str, cfg: FeaturesConfig) -> None:
-    """Replace one shard by a copy whose features are normalized (temp file + rename); skip if already done."""
-    from vidprep.shards import atomic
-    from vidprep.shards.manifest import fsync_and_hash, record_shard
+def _rewrite(out: Path, path: Path, norm: Any, digest: str, cfg: FeaturesConfig) -> None:
+    """Rewrite one shard with normalized features: uint8 codes when quantized, else the configured float dtype."""
+    from vidprep.shards.rewrite import rewrite_normalized
 
-    with h5py.File(path, "r") as src:
-        done = src.attrs.get(STATE_ATTR)
-        if done == digest:
-            return
-        if done:
-            raise UsageError(f"shard was normalized with other statistics (id {done}, this run's are {digest}); "
-                             "re-run with --overwrite", path=str(path))
-        tmp = atomic.temp_path_for(path)
-        atomic.claim(tmp, lock=False)  # heartbeat: another task's cleanup keeps it; HDF5 locks it itself
-        try:
-            with h5py.File(tmp, "w") as dst:
-                _copy_except_features(src, dst)
-                _write_features(src["clips/features"], dst["clips"], norm, cfg)
-                dst.attrs[STATE_ATTR] = digest
-                dst["meta"].create_dataset("normalization_json", data=json.dumps(
-                    {"file": "normalization.h5", "id": digest, **norm.meta()}), dtype=h5py.string_dtype("utf-8"))
-            summary = _summary(src, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        finally:
-            atomic.release(tmp)
-    sha, size = fsync_and_hash(tmp)
-    atomic.publish(tmp, path, synced=True)
-    record_shard(out, {**summary, "bytes": size, "sha256": sha})
-
-
-def _copy_except_features(src: h5py.File, dst: h5py.File) -> None:
-    for key, value in src.attrs.items():
-        dst.attrs[key] = value
-    for name in src:
-        if name not in ("clips", "meta"):
-            src.copy(src[name], dst, name)
-    meta = dst.create_group("meta")
-    for name in src["meta"]:
-        if name != "normalization_json":
-            src.copy(src["meta"][name], meta, name)
-    clips = dst.create_group("clips")
-    for name in src["clips"]:
-        if name != "features":
-            src.copy(src["clips"][name], clips, name)
-
-
-def _write_features(raw: h5py.Dataset, clips: h5py.Group, norm: object, cfg: FeaturesConfig) -> None:
-    """Normalized features in blocks: uint8 codes when quantized, else the configured float dtype."""
-    dtype = np.uint8 if norm.quantized else np.dtype(cfg.dtype)
-    n = raw.shape[0]
-    first = norm.apply(raw[:1].astype(np.float32)) if n else np.zeros((0, 1), np.float32)
-    ds = clips.create_dataset("features", shape=(n, *first.shape[1:]), dtype=dtype)
-    for a in range(0, n, 4096):
-        ds[a:a + 4096] = norm.apply(raw[a:a + 4096].astype(np.float32)).astype(dtype)
-
-
-def _summary(f: h5py.File, path: Path) -> dict:
-    ids = f["videos/id"].asstr()[:].tolist()
-    frames = sum(f[f"frames/{v}/pts_s"].shape[0] for v in range(len(ids)))
-    return {"name": path.name, "path": str(path), "kind": str(f.attrs["kind"]), "videos": len(ids),
-            "clips": int(f["clips/video_index"].shape[0]), "frames": int(frames), "video_ids": ids}
+    dtype = np.dtype(np.uint8) if norm.quantized else np.dtype(cfg.dtype)
+    rewrite_normalized(out, path, norm.apply, dtype, digest, {"file": "normalization.h5", "id": digest, **norm.meta()})

@@ -42,7 +42,7 @@ def _first_frames(listed: InputList, cfg: RunConfig, clips: int, frames: int) ->
 
 
 def _shard_frames(paths: list[str], clips: int, frames: int) -> list[tuple[str, np.ndarray]]:
-    from vidprep.shard_source import iter_videos
+    from vidprep.shards.source import iter_videos
 
     out: list[tuple[str, np.ndarray]] = []
     for path in paths:

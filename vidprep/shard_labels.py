@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from vidprep.applicable import shard_inputs_only
 from vidprep.errors import ShardError, UsageError
-from vidprep.featurize import ClipRow
+from vidprep.types import ClipRow
 from vidprep.inputs import InputList
 from vidprep.labels import Labels, read_rows, resolve
 

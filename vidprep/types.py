@@ -10,6 +10,9 @@ from typing import Literal
 
 import numpy as np
 
+#: Frames per chunk between decoder (or input shard), steps and sinks: vectorized calls, bounded memory.
+FRAME_CHUNK = 16
+
 SamplingMode = Literal["all", "fps", "every", "uniform"]
 
 
@@ -123,16 +126,19 @@ class ClipSpec:
 
 
 @dataclass
-class Clip:
-    """A clip's pixels, uint8 RGB (T,H,W,3), with per-frame pts (s) and source ordinals."""
+class ClipRow:
+    """One output clip row: a range of a frame run plus where it came from (before features are attached)."""
 
-    frames: np.ndarray
-    pts_s: np.ndarray
-    index: np.ndarray
-    video_id: str = ""
-    clip_index: int = 0
+    frame_start: int
+    frame_stop: int
+    padded: int
+    start_s: float
+    end_s: float
+    clip_index: int
     aug_index: int = 0
-    params: dict = field(default_factory=dict)
+    label: int = -1
+    aug_params: dict | None = None
+    features: np.ndarray | None = None
 
 
 @dataclass

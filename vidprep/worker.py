@@ -135,14 +135,14 @@ def _class_names(unit: WorkUnit, job: Job) -> list[str]:
     """The run's class names, or those of the input shard when labels come from an earlier step."""
     if job.labels.class_names or not unit.items or not isinstance(unit.items[0], str):
         return list(job.labels.class_names)
-    from vidprep.shard_source import class_names
+    from vidprep.shards.source import class_names
 
     return class_names(unit.items[0])
 
 
 def _run_input_shard(job: Job, ctx: Context, sink: object, path: str) -> list[VideoResult]:
     """Every video of an input shard; a shard that cannot be read is one error record naming it (exit 3)."""
-    from vidprep.shard_source import iter_videos
+    from vidprep.shards.source import iter_videos
 
     results: list[VideoResult] = []
     try:

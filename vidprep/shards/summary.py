@@ -25,7 +25,7 @@ def completed_shards(out_dir: Path, skip: Collection[str] = ()) -> Iterator[tupl
         try:
             with h5py.File(path, "r") as f:
                 errors = json.loads(f["meta/errors_json"][()].decode()) if "meta/errors_json" in f else []
-                entry = _entry(f, path)
+                entry = shard_entry(f, path)
             digest, size = fsync_and_hash(path)
         except FileNotFoundError:
             continue  # removed since the listing
@@ -37,7 +37,8 @@ def completed_shards(out_dir: Path, skip: Collection[str] = ()) -> Iterator[tupl
         yield path.name, {**entry, "bytes": size, "sha256": digest}, errors
 
 
-def _entry(f: h5py.File, path: Path) -> dict:
+def shard_entry(f: h5py.File, path: Path) -> dict:
+    """The manifest entry of an open shard (without bytes/sha256: those need the closed file)."""
     ids = f["videos/id"].asstr()[:].tolist()
     frames = sum(f[f"frames/{v}/pts_s"].shape[0] for v in range(len(ids)))
     return {"name": path.name, "path": str(path), "kind": str(f.attrs["kind"]), "videos": len(ids),
