@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from vidprep.errors import UsageError, printable_path
-from vidprep.safepath import id_problem
+from vidprep.shards.safepath import id_problem
 
 log = logging.getLogger("vidprep.inputs")
 

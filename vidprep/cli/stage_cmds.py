@@ -97,11 +97,11 @@ def checked_stdin(stream: Iterator[str] | None, root: str | None, output: Path, 
 
 def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, Any]) -> None:
     """Shared body of the four stage commands."""
-    from vidprep.applicable import shard_inputs_only
+    from vidprep.engine.applicable import shard_inputs_only
     from vidprep.cli.progress import Progress
     from vidprep.errors import EXIT_PARTIAL, UsageError
     from vidprep.inputs import expand, partition, select_units
-    from vidprep.pipeline import RunOptions, run
+    from vidprep.engine.driver import RunOptions, run
 
     setup_logging(options["quiet"], options["verbose"])
     tables = _load_tables(options.get("config"))
@@ -123,7 +123,7 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     finally:
         progress.close()
     if options.get("preview"):
-        from vidprep.preview_run import write_preview
+        from vidprep.engine.preview import write_preview
 
         write_preview(listed, cfg, stage, options["preview"])
     code = summary.exit_code or (EXIT_PARTIAL if listed.problems else 0)  # stdin problems arrive during the run

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from vidprep.errors import ShardError
-from vidprep.safepath import id_problem
+from vidprep.shards.safepath import id_problem
 from vidprep.shards.atomic import TEMP_RE, parse_temp_name, safe_host, temp_name  # noqa: F401 - one temp scheme
 
 log = logging.getLogger("vidprep.shards.format")

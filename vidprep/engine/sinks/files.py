@@ -19,8 +19,8 @@ import numpy as np
 
 from vidprep.engine.sinks import Made, SinkSpec, error_record, restore_errors
 from vidprep.errors import printable_path
-from vidprep.framestore import ScratchFrames
-from vidprep.safepath import check_id, output_path
+from vidprep.engine.framestore import ScratchFrames
+from vidprep.shards.safepath import check_id, output_path
 from vidprep.types import VideoResult
 
 log = logging.getLogger("vidprep.engine.sinks.files")

@@ -16,19 +16,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vidprep import testhooks
+from vidprep.shards import testhooks
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.executors import Executor
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
-from vidprep.resume import check_overwrite, pending_units
-from vidprep.shard_labels import resolve_run_labels
+from vidprep.engine.resume import check_overwrite, pending_units
+from vidprep.engine.shard_labels import resolve_run_labels
 from vidprep.shards.format import SHARD_RE, shard_name
 from vidprep.engine.sinks import all_kinds, error_record, kind_for, output_format
 from vidprep.stages.runtime import check_run_device
-from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
+from vidprep.engine.worker import Job, UnitResult, context_for, process_unit_safe
 
-log = logging.getLogger("vidprep.pipeline")
+log = logging.getLogger("vidprep.engine.driver")
 
 #: Files of an output directory that an input shard's output must never be named as.
 RESERVED_NAMES = frozenset({"normalization.h5"})
@@ -113,9 +113,9 @@ def run(
     shard_inputs: Iterable[str] = (),
 ) -> RunSummary:
     """Process every input video into shards under ``out_dir``; returns what happened."""
-    from vidprep.applicable import record_applied
+    from vidprep.engine.applicable import record_applied
     from vidprep.media.ffmpeg import require_ffmpeg
-    from vidprep.normalize_setup import resolve_stats_from
+    from vidprep.engine.normalize_setup import resolve_stats_from
 
     started = time.monotonic()
     out = Path(out_dir).absolute()
@@ -235,7 +235,7 @@ def _executor(config: RunConfig, options: RunOptions, tasks: int | None) -> tupl
 
 def _preload(config: RunConfig) -> tuple[str, ...]:
     """Modules a pool worker would import for this config, loaded once in the process it is forked from."""
-    mods = ["numpy", "h5py", "vidprep.worker", "vidprep.media.decode", "vidprep.shards.writer"]
+    mods = ["numpy", "h5py", "vidprep.engine.worker", "vidprep.media.decode", "vidprep.shards.writer"]
     if config.enhance is not None or config.augment is not None or output_format(config) != "h5":
         mods += ["cv2"]
     if config.augment is not None:
@@ -284,7 +284,7 @@ def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expecte
     from vidprep.shards.manifest import compact_errors
 
     if config.features is not None and (config.features.normalize != "none" or config.features.stats_from):
-        from vidprep.normalize_run import normalize_output
+        from vidprep.engine.normalize_pass import normalize_output
 
         normalize_output(out, config.features, expected_shards)
     kind_for(fmt).finish(out)

@@ -20,7 +20,7 @@ import numpy as np
 from vidprep.config import FeaturesConfig
 from vidprep.errors import UsageError
 
-log = logging.getLogger("vidprep.normalize_run")
+log = logging.getLogger("vidprep.engine.normalize_pass")
 
 LOCK_NAME = ".normalize.lock"
 
@@ -71,7 +71,7 @@ def _statistics(out: Path, cfg: FeaturesConfig, shards: list[Path]) -> tuple[Any
 
 def _fitted_on(shards: list[Path], dim: int | None) -> dict:
     """Model, weights id and dimension of the features, from the first shard's record of its model."""
-    from vidprep.normalize_setup import weights_id
+    from vidprep.engine.normalize_setup import weights_id
     from vidprep.shards.rewrite import shard_config
 
     info = shard_config(shards[0]).get("features_model") or {}

@@ -19,17 +19,17 @@ import numpy as np
 from vidprep.config import RunConfig
 from vidprep.executors import threads
 from vidprep.errors import VidprepError, printable_path
-from vidprep.featurize import (
+from vidprep.engine.featurize import (
     ClipRow, FrameFeatures, clip_features_2d, clip_features_3d, pad_rows, row_kwargs, stored_feature_dtype,
 )
-from vidprep.framestream import CHUNK, chunked, video_meta
-from vidprep.framestore import ScratchFrames
+from vidprep.engine.framestream import CHUNK, chunked, video_meta
+from vidprep.engine.framestore import ScratchFrames
 from vidprep.inputs import InputItem, WorkUnit
-from vidprep.labels import Labels
+from vidprep.engine.labels import Labels
 from vidprep.stages.models import WeightsProof
 from vidprep.types import VideoResult
 
-log = logging.getLogger("vidprep.worker")
+log = logging.getLogger("vidprep.engine.worker")
 
 
 
@@ -190,7 +190,7 @@ class VideoProcessor:
     def run_shard_video(self, video: object) -> VideoResult:
         """Process one video of an input frame shard: its stored frames and its clip rows carry over."""
 
-        from vidprep.shard_labels import relabel_rows
+        from vidprep.engine.shard_labels import relabel_rows
 
         def body() -> tuple[int, int]:
             self.stage = "read"
@@ -356,7 +356,7 @@ class VideoProcessor:
         ex = self.ctx.extractor
         if ex is None:
             return
-        from vidprep.featurize import fit_length, pool
+        from vidprep.engine.featurize import fit_length, pool
 
         if ex.spec.kind == "2d":
             row.features = pool(ex.extract_frames(pad_rows(frames, row.padded)), self.cfg.features.pool)

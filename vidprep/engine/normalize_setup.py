@@ -16,7 +16,7 @@ from typing import Any
 from vidprep.config import FeaturesConfig, RunConfig
 from vidprep.errors import UsageError, VidprepError
 
-log = logging.getLogger("vidprep.normalize_setup")
+log = logging.getLogger("vidprep.engine.normalize_setup")
 
 METHOD_OPTIONS = ("normalize", "pca_dim", "whiten", "quantize")
 

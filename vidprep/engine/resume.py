@@ -20,7 +20,7 @@ from vidprep.engine.sinks import Made
 from vidprep.errors import UsageError
 from vidprep.inputs import WorkUnit
 
-log = logging.getLogger("vidprep.resume")
+log = logging.getLogger("vidprep.engine.resume")
 
 UNIT_INDEX_RE = re.compile(r"^shard-(\d+)\.")
 SHOWN_IDS = 6
