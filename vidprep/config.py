@@ -355,11 +355,33 @@ def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
     return data
 
 
-def run_config_from(tables: dict[str, dict[str, Any]]) -> RunConfig:
-    """Build a RunConfig from stage tables (as loaded from TOML and merged with CLI flags)."""
+def run_config_from(tables: dict[str, dict[str, Any]], *, model_defaults: bool = False) -> RunConfig:
+    """Build a RunConfig from stage tables (as loaded from TOML and merged with CLI flags).
+
+    With ``model_defaults`` (the inputs include videos) a features table adds its model's sampling defaults to the
+    split table where the user chose none, so the library and the CLI build the same config from the same tables.
+    """
+    tables = {k: dict(v) if isinstance(v, dict) else v for k, v in tables.items()}
+    if model_defaults and "features" in tables:
+        apply_model_defaults(tables)
     run_opts = dict(tables.get("run", {}))
     kwargs: dict[str, Any] = {"split": build(SplitConfig, tables.get("split", {}), section="split")}
     for name, model in (("enhance", EnhanceConfig), ("augment", AugmentConfig), ("features", FeaturesConfig)):
         if name in tables:
             kwargs[name] = build(model, tables[name], section=name)
     return build(RunConfig, {**run_opts, **kwargs}, section="run")
+
+
+def apply_model_defaults(tables: dict[str, dict[str, Any]]) -> None:
+    """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
+    from vidprep.stages.features import MODELS
+
+    spec = MODELS.get(tables["features"].get("model", "resnet18"))
+    split = tables.setdefault("split", {})
+    if spec is None:
+        return
+    chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
+    chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
+    for key, value in spec.default_split.items():
+        if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
+            split.setdefault(key, value)

@@ -40,24 +40,7 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
             tables.setdefault(name, {}).update(given)
     run_table = tables.setdefault("run", {})
     run_table.update({RUN_KEYS[k]: v for k, v in options.items() if k in RUN_KEYS and v is not None})
-    if "features" in tables and not shard_inputs:
-        _model_split_defaults(tables)
-    return run_config_from(tables)
-
-
-def _model_split_defaults(tables: dict[str, dict]) -> None:
-    """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
-    from vidprep.stages.features import MODELS
-
-    spec = MODELS.get(tables["features"].get("model", "resnet18"))
-    split = tables.setdefault("split", {})
-    if spec is None:
-        return
-    chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
-    chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
-    for key, value in spec.default_split.items():
-        if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
-            split.setdefault(key, value)
+    return run_config_from(tables, model_defaults=not shard_inputs)
 
 
 def _load_tables(config: Path | None) -> dict[str, dict]:
