@@ -6,7 +6,6 @@ way everywhere: before any video is decoded, with a message that names the optio
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -312,9 +311,6 @@ class RunConfig(_Model):
         """Names of the stages this run applies after splitting, in order."""
         return [s for s in STAGES[1:] if getattr(self, s) is not None]
 
-    def fingerprint(self) -> str:
-        """Canonical JSON of everything that changes the output (resume refuses a different one)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
 def format_validation_error(err: ValidationError) -> str:

@@ -125,6 +125,12 @@ class ClipSpec:
         return self.frame_stop - self.frame_start + self.padded
 
 
+def pad_tail(a: np.ndarray, padded: int) -> np.ndarray:
+    """Append ``padded`` copies of the last row: a clip padded at a video's tail (``--tail pad``) repeats its last
+    frame (and that frame's features)."""
+    return np.concatenate([a, np.repeat(a[-1:], padded, axis=0)]) if padded > 0 and len(a) else a
+
+
 @dataclass
 class ClipRow:
     """One output clip row: a range of a frame run plus where it came from (before features are attached)."""

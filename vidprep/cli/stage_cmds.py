@@ -83,7 +83,7 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     from vidprep.engine.applicable import shard_inputs_only
     from vidprep.cli.progress import Progress
     from vidprep.errors import EXIT_PARTIAL, UsageError
-    from vidprep.inputs import expand, partition, select_units
+    from vidprep.inputs import WorkUnit, expand
     from vidprep.engine.driver import RunOptions, run
 
     setup_logging(options["quiet"], options["verbose"])
@@ -96,15 +96,19 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     cfg = build_config(stage, options, tables, shard_inputs=shard_inputs_only(listed))
     run_opts = RunOptions(options.get("executor"), options.get("workers"), options["shard_index"],
                           options["num_shards"], options["overwrite"], options.get("ray_address"))
-    units = select_units(partition(listed.videos, cfg.videos_per_shard), run_opts.shard_index, run_opts.num_shards)
-    progress = Progress(len(units), sum(len(u.items) for u in units), quiet=options["quiet"])
+    bars: list[Progress] = []
+
+    def plan(units: list[WorkUnit]) -> None:
+        bars.append(Progress(len(units), sum(len(u.items) for u in units), quiet=options["quiet"]))
+
     try:
-        summary = run(listed, cfg, output, run_opts, on_unit=progress.update,
+        summary = run(listed, cfg, output, run_opts, on_plan=plan, on_unit=lambda result: bars[0].update(result),
                       on_shard=None if options["json_out"] else emit,
                       shard_inputs=listed.shards if stream is None
                       else itertools.chain(listed.shards, checked_stdin(stream, root, output, listed)))
     finally:
-        progress.close()
+        for bar in bars:
+            bar.close()
     if options.get("preview"):
         from vidprep.engine.preview import write_preview
 

@@ -69,11 +69,6 @@ class RunSummary:
         return EXIT_PARTIAL if self.videos_failed or self.failed_earlier else EXIT_OK
 
 
-def config_record(config: RunConfig) -> dict:
-    """The JSON-able effective config stored in every shard and in the manifest."""
-    return config.model_dump(mode="json")
-
-
 def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
     """Create OUT, refuse one written with another config (unless overwrite), and prove it is writable."""
     from vidprep.shards import manifest
@@ -111,8 +106,13 @@ def run(
     on_shard: Callable[[str], None] | None = None,
     on_unit: Callable[[UnitResult], None] | None = None,
     shard_inputs: Iterable[str] = (),
+    on_plan: Callable[[list[WorkUnit]], None] | None = None,
 ) -> RunSummary:
-    """Process every input video into shards under ``out_dir``; returns what happened."""
+    """Process every input video into shards under ``out_dir``; returns what happened.
+
+    The work units are planned once, here; ``on_plan`` gets this task's units before any is processed (the CLI
+    sizes its progress bar from them).
+    """
     from vidprep.engine.applicable import record_applied
     from vidprep.media.ffmpeg import require_ffmpeg
     from vidprep.engine.normalize_setup import resolve_stats_from
@@ -127,13 +127,16 @@ def run(
     job = Job(config, str(out), labels, record)
     check_run_device(config, options.executor, options.ray_address)
     check_overwrite(options.overwrite, options.num_shards)
-    units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
+    all_units = partition(listed.videos, config.videos_per_shard)
+    units = select_units(all_units, options.shard_index, options.num_shards)
+    if on_plan is not None:
+        on_plan(units)
     fmt = output_format(config)
     executor, executor_name = _executor(config, options, _task_count(units, out, fmt, options.overwrite, shard_inputs))
     job = _check_stage_setup(job, executor_name)
     prepare_output(out, record, options.overwrite)
     summary = RunSummary(str(out), executor_name, videos_failed=len(listed.problems))
-    total_units = len(partition(listed.videos, config.videos_per_shard))
+    total_units = len(all_units)
     # outputs numbered past the video units are input shards' outputs when shards are given too, not removed units
     no_shard_inputs = isinstance(shard_inputs, (list, tuple)) and not shard_inputs
     todo = pending_units(out, fmt, units, total_units=total_units if no_shard_inputs else 0,
@@ -149,7 +152,7 @@ def run(
         _publish(out, result, record, summary, on_shard)
         if on_unit is not None:
             on_unit(result)
-    _finish(out, config, fmt, summary, len(partition(listed.videos, config.videos_per_shard)) or None)
+    _finish(out, config, fmt, summary, total_units or None)
     mine = {item.video_id for unit in units for item in unit.items}
     summary.failed_earlier = max(0, sum(1 for e in summary.errors if e.get("video_id") in mine) - summary.videos_failed)
     summary.seconds = time.monotonic() - started

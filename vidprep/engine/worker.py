@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,14 @@ from vidprep.inputs import InputItem, WorkUnit
 from vidprep.engine.labels import Labels
 from vidprep.stages.models import WeightsProof
 from vidprep.types import VideoResult
+
+if TYPE_CHECKING:
+    from vidprep.engine.sinks import Sink
+    from vidprep.shards.manifest import ShardSummary
+    from vidprep.shards.source import ShardVideo
+    from vidprep.stages.enhance import Enhancer
+    from vidprep.stages.features import FeatureExtractor
+    from vidprep.stages.scenes import SceneScorer
 
 log = logging.getLogger("vidprep.engine.worker")
 
@@ -54,10 +63,9 @@ class UnitResult:
     """What a worker sends back for one unit: the shard summary (None when skipped) and per-video results."""
 
     index: int
-    shard: object | None
+    shard: ShardSummary | dict | None
     videos: list[VideoResult]
     seconds: float = 0.0
-    feature_stats: object | None = None
 
 
 class Context:
@@ -90,7 +98,7 @@ class Context:
             out["enhance_parameters"] = enhancer.describe()
         return out
 
-    def enhancer(self, job: Job) -> object | None:
+    def enhancer(self, job: Job) -> Enhancer | None:
         """A fresh streaming enhancer for one video, or None."""
         if job.config.enhance is None:
             return None
@@ -99,12 +107,14 @@ class Context:
         return Enhancer(job.config.enhance)
 
 
-_CONTEXTS: dict[int, Context] = {}
+_CONTEXTS: dict[str | None, Context] = {}
 
 
 def context_for(job: Job) -> Context:
     """The cached Context of this process for this job's config."""
-    key = hash(job.config.fingerprint())
+    from vidprep.shards.manifest import config_fingerprint
+
+    key = config_fingerprint(job.config.model_dump(mode="json"))
     if key not in _CONTEXTS:
         _CONTEXTS.clear()
         _CONTEXTS[key] = Context(job)
@@ -140,7 +150,7 @@ def _class_names(unit: WorkUnit, job: Job) -> list[str]:
     return class_names(unit.items[0])
 
 
-def _run_input_shard(job: Job, ctx: Context, sink: object, path: str) -> list[VideoResult]:
+def _run_input_shard(job: Job, ctx: Context, sink: Sink, path: str) -> list[VideoResult]:
     """Every video of an input shard; a shard that cannot be read is one error record naming it (exit 3)."""
     from vidprep.shards.source import iter_videos
 
@@ -161,7 +171,7 @@ def _run_input_shard(job: Job, ctx: Context, sink: object, path: str) -> list[Vi
 class VideoProcessor:
     """Runs the stages for one video into an open sink."""
 
-    def __init__(self, job: Job, ctx: Context, sink: object) -> None:
+    def __init__(self, job: Job, ctx: Context, sink: Sink) -> None:
         self.job, self.ctx, self.sink = job, ctx, sink
         self.cfg: RunConfig = job.config
         self.v: int | None = None
@@ -187,7 +197,7 @@ class VideoProcessor:
 
         return self._guard(VideoResult(item.video_id, item.path), body)
 
-    def run_shard_video(self, video: object) -> VideoResult:
+    def run_shard_video(self, video: ShardVideo) -> VideoResult:
         """Process one video of an input frame shard: its stored frames and its clip rows carry over."""
 
         from vidprep.engine.shard_labels import relabel_rows
@@ -264,7 +274,7 @@ class VideoProcessor:
         per_frame = feats.result() if feats is not None else None
         return np.concatenate(pts_all), np.concatenate(idx_all), scores, per_frame
 
-    def _scene_scorer(self) -> object | None:
+    def _scene_scorer(self) -> SceneScorer | None:
         if not self.cfg.split.scenes:
             return None
         from vidprep.stages.scenes import SceneScorer
@@ -320,7 +330,7 @@ class VideoProcessor:
             clip_features_3d(ex.extract_clips, originals, self.read, self._batch(ex), ex.spec.clip_len)
         return out
 
-    def _batch(self, ex: object) -> int:
+    def _batch(self, ex: FeatureExtractor) -> int:
         return self.cfg.features.batch_size or ex.default_batch_size
 
     def augment(self, video_id: str, rows: list[ClipRow]) -> list[ClipRow]:
@@ -356,10 +366,11 @@ class VideoProcessor:
         ex = self.ctx.extractor
         if ex is None:
             return
-        from vidprep.engine.featurize import fit_length, pool
+        from vidprep.engine.featurize import fit_length
+        from vidprep.stages.features import pool_frames
 
         if ex.spec.kind == "2d":
-            row.features = pool(ex.extract_frames(pad_rows(frames, row.padded)), self.cfg.features.pool)
+            row.features = pool_frames(ex.extract_frames(pad_rows(frames, row.padded)), self.cfg.features.pool)
         else:
             row.features = ex.extract_clips(fit_length(pad_rows(frames, row.padded), ex.spec.clip_len)[None])[0]
 
