@@ -93,7 +93,8 @@ class SplitConfig(_Model):
     def _exclusive(self) -> SplitConfig:
         chosen = [n for n in ("fps", "every", "num_frames") if getattr(self, n) is not None]
         if len(chosen) > 1:
-            raise ValueError(f"choose one frame sampling option, got {', '.join('--' + c.replace('_', '-') for c in chosen)}")
+            given = ", ".join("--" + c.replace("_", "-") for c in chosen)
+            raise ValueError(f"choose one frame sampling option, got {given}")
         if self.size and self.resize:
             raise ValueError("choose --size or --resize, not both")
         if self.clip_frames and self.clip_seconds:

@@ -58,10 +58,11 @@ class InputList:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """A fixed, deterministic group of videos that becomes one shard (``shard-{index:05d}.h5``)."""
+    """A fixed, deterministic group of videos that becomes one shard (``shard-{index:05d}.h5``); the unit of an
+    input shard holds that shard's path instead."""
 
     index: int
-    items: tuple[InputItem, ...]
+    items: tuple[InputItem | str, ...]
 
 
 def display_path(path: str) -> str:

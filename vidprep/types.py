@@ -5,7 +5,7 @@ They hold numbers and numpy arrays only (no paths are opened here), so they pick
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np

@@ -38,7 +38,8 @@ def _value(v: Any) -> str:
 
 @with_options(INPUT_OPTS, LOG_OPTS, _RUN_OPTS)
 def run(
-    pipeline: Annotated[Path, typer.Argument(help="TOML file with \\[split], \\[enhance], \\[augment], \\[features], \\[run] tables.")],
+    pipeline: Annotated[Path, typer.Argument(
+        help="TOML file with \\[split], \\[enhance], \\[augment], \\[features], \\[run] tables.")],
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Videos, directories, @lists or '-'.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output directory.")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the effective config and exit.")] = False,

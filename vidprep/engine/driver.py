@@ -153,7 +153,7 @@ def run(
         if on_unit is not None:
             on_unit(result)
     _finish(out, config, fmt, summary, total_units or None)
-    mine = {item.video_id for unit in units for item in unit.items}
+    mine = {item.video_id for unit in units for item in unit.items if not isinstance(item, str)}
     summary.failed_earlier = max(0, sum(1 for e in summary.errors if e.get("video_id") in mine) - summary.videos_failed)
     summary.seconds = time.monotonic() - started
     return summary

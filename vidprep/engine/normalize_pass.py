@@ -4,7 +4,8 @@ Statistics are accumulated shard by shard with mergeable accumulators (so the fi
 workers), saved to OUT/normalization.h5 first, then each shard is rewritten atomically with normalized features and
 a reference to the statistics (their content id, ``stats_digest``: the same statistics keep their id however often
 the file is re-saved). The pass holds the output directory's lock and is idempotent: a shard already normalized
-with the same statistics is skipped, one normalized with other statistics is refused (never normalized twice), so a crash mid-pass is repaired by re-running, and the last of
+with the same statistics is skipped, one normalized with other statistics is refused (never normalized twice), so
+a crash mid-pass is repaired by re-running, and the last of
 several array-job tasks to finish is the one that fits (earlier ones see missing shards and defer).
 """
 

@@ -91,7 +91,8 @@ def _check_model(path: Path, attrs: dict, arrays: dict, run: dict[str, Any]) -> 
 
 
 def _side(d: dict[str, Any]) -> str:
-    return f"model {d['model'] or '(not recorded)'}, weights {d['weights'] or '(not recorded)'}, dim {d['dim'] or '(any)'}"
+    model, weights = d["model"] or "(not recorded)", d["weights"] or "(not recorded)"
+    return f"model {model}, weights {weights}, dim {d['dim'] or '(any)'}"
 
 
 def _method(attrs: dict, arrays: dict) -> dict[str, Any]:

@@ -68,7 +68,8 @@ def _process(stage: str, cfg: RunConfig, video_id: str, clip: np.ndarray) -> np.
     return frames
 
 
-def write_preview(listed: InputList, cfg: RunConfig, stage: str, path: Path, *, clips: int = 3, frames: int = 6) -> None:
+def write_preview(listed: InputList, cfg: RunConfig, stage: str, path: Path, *, clips: int = 3,
+                  frames: int = 6) -> None:
     """Write the contact sheet PNG for ``stage`` ('enhance' or 'augment')."""
     from vidprep.media.encode import write_image
     from vidprep.stages.preview import contact_sheet

@@ -69,7 +69,7 @@ def pending_units(out: Path, fmt: str, units: list[WorkUnit], *, total_units: in
 
 def _describe(shown: str, made: Made, unit: WorkUnit) -> str | None:
     """What changed between a finished unit and this run's unit (None when they agree)."""
-    want = {item.video_id for item in unit.items}
+    want = {item.video_id for item in unit.items if not isinstance(item, str)}
     have = made.inputs(want)
     added, removed = sorted(want - have), sorted(have - want)
     if not added and not removed:

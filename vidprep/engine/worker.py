@@ -8,12 +8,11 @@ reported; the other videos of the unit still land.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -53,7 +52,7 @@ class Job:
     weights_proof: WeightsProof | None = None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["frames", "features"]:
         """'features' when the run ends with a feature stage, else 'frames'."""
         return "features" if self.config.features is not None else "frames"
 
@@ -315,7 +314,8 @@ class VideoProcessor:
                 min_content=split.scene_min_content, min_scene_s=split.min_scene_seconds,
             )
         specs = plan_clips(pts, split, cuts, frame_duration_s=1.0 / split.fps if split.fps else None)
-        return [ClipRow(c.frame_start, c.frame_stop, c.padded, c.start_s, c.end_s, c.clip_index, label=label) for c in specs]
+        return [ClipRow(c.frame_start, c.frame_stop, c.padded, c.start_s, c.end_s, c.clip_index, label=label)
+                for c in specs]
 
     def finish_rows(self, video_id: str, rows: list[ClipRow], per_frame: np.ndarray | None) -> list[ClipRow]:
         """Add augmented copies and features to the planned rows."""

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class SinkSpec:
     config: RunConfig
     config_record: dict
     out_dir: str
-    kind: str
+    kind: Literal["frames", "features"]
 
 
 class OutputKind(Protocol):

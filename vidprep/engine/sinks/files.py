@@ -56,7 +56,8 @@ class FilesOutput:
         """Temp files of crashed writers lie in the folders of the units still to do: remove them."""
         from vidprep.shards.cleanup import cleanup_temp
 
-        cleanup_temp(out, subdirs=[PARTS_DIR, *(item.video_id for u in todo for item in u.items)])
+        ids = [item.video_id for u in todo for item in u.items if not isinstance(item, str)]
+        cleanup_temp(out, subdirs=[PARTS_DIR, *ids])
 
     def finish(self, out: Path) -> None:
         """Merge the unit parts into index.jsonl."""

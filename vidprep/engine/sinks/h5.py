@@ -53,7 +53,8 @@ class H5Output:
             if "input_ids" in entry:
                 found[name] = Made(set(entry["input_ids"]))
             else:  # an entry written before input_ids: stored videos plus the failures errors.jsonl lists
-                failed = failed if failed is not None else {e.get("video_id") for e in read_errors(out)} - {None}
+                if failed is None:
+                    failed = {str(e["video_id"]) for e in read_errors(out) if e.get("video_id") is not None}
                 found[name] = Made(set(entry.get("video_ids", [])), failed)
         return found
 
