@@ -15,9 +15,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from vidprep.errors import ConfigError
 from vidprep.types import Sampling, SizeSpec
 
-STAGES = ("split", "enhance", "augment", "features")
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -276,6 +273,17 @@ class FeaturesConfig(_Model):
         return self
 
 
+#: The stage registry's config side: stage name -> its config model, in pipeline order (split first). Every list of
+#: stage names (pipeline tables, RunConfig fields, CLI option groups and commands) is derived from it.
+STAGE_MODELS: dict[str, type[_Model]] = {
+    "split": SplitConfig,
+    "enhance": EnhanceConfig,
+    "augment": AugmentConfig,
+    "features": FeaturesConfig,
+}
+STAGES = tuple(STAGE_MODELS)
+
+
 class RunConfig(_Model):
     """A whole run: which stages, with which options, and how work is cut into shards."""
 
@@ -363,7 +371,7 @@ def run_config_from(tables: dict[str, dict[str, Any]], *, model_defaults: bool =
         apply_model_defaults(tables)
     run_opts = dict(tables.get("run", {}))
     kwargs: dict[str, Any] = {"split": build(SplitConfig, tables.get("split", {}), section="split")}
-    for name, model in (("enhance", EnhanceConfig), ("augment", AugmentConfig), ("features", FeaturesConfig)):
+    for name, model in list(STAGE_MODELS.items())[1:]:
         if name in tables:
             kwargs[name] = build(model, tables[name], section=name)
     return build(RunConfig, {**run_opts, **kwargs}, section="run")

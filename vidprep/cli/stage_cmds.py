@@ -21,7 +21,9 @@ from vidprep.cli.output import emit, emit_json, exits_on_error, setup_logging
 from vidprep.cli.signature import pick, with_options
 from vidprep.config import STAGES, RunConfig, load_toml, run_config_from
 
+#: The stage registry's CLI side: each stage's option group (keys: config.STAGES, checked below).
 STAGE_OPTS = {"split": SPLIT_OPTS, "enhance": ENHANCE_OPTS, "augment": AUGMENT_OPTS, "features": FEATURE_OPTS}
+assert tuple(STAGE_OPTS) == STAGES, "every stage of config.STAGE_MODELS needs its CLI option group here"
 RUN_KEYS = {"videos_per_shard": "videos_per_shard", "seed": "seed", "timeout": "timeout_s", "max_pixels": "max_pixels"}
 
 
@@ -220,6 +222,6 @@ def _features_entry() -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add split, enhance, augment and features to the app."""
-    for stage in ("split", "enhance", "augment"):
+    for stage in STAGES[:-1]:  # features has its own entry (--list-models)
         app.command(stage)(_make(stage))
     app.command("features")(_features_entry())
