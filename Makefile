@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup ffmpeg test demo bench clean
+.PHONY: setup ffmpeg lint test demo bench clean
 
 setup: ffmpeg $(STAMP)
 
@@ -25,7 +25,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' $(TORCH_PINS)
 	@touch $(STAMP)
 
-test: setup
+lint: setup
+	$(PY) -m ruff check vidprep
+	$(PY) -m mypy
+
+test: setup lint
 	@rc=0; OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 

@@ -12,7 +12,7 @@ Rows:
 - decode-only: seconds for vidprep's decode of the same sampling into numpy;
 - end-to-end ÷ limit, where limit = 1 / (decode time + model time per item): resnet18 at --fps 1 on a720
   (decode-bound) and r2plus1d_18 on 16-frame clips (112 px crops) of b480 (model-bound). End-to-end is measured
-  in-process with the library (`vidprep.pipeline.run`; the second of two runs, so the worker's model is built and
+  in-process with the library (`vidprep.engine.driver.run`; the second of two runs, so the worker's model is built and
   its kernels primed, as in any long run) and as the real CLI (cold start included);
 - naive baseline: OpenCV decodes every frame of b480, torchvision preprocessing per frame, one frame at a time
   through resnet18 in fp32 (best of two runs); compared with warm `vidprep features --every 1` on the same file;
@@ -69,7 +69,7 @@ def inprocess_seconds(path: Path, model: str, split_args: list[str], device: str
     """Wall seconds of the whole features pipeline in this process (imports already warm)."""
     from vidprep.cli.stage_cmds import build_config
     from vidprep.inputs import expand
-    from vidprep.pipeline import RunOptions, run
+    from vidprep.engine.driver import RunOptions, run
 
     opts = {"model": model, "weights": "none", "device": device, **_flags(split_args)}
     cfg = build_config("features", opts)

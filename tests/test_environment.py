@@ -148,18 +148,18 @@ def test_fifo_shard_in_an_output_directory_is_refused(small_shards: Path, tmp_pa
 
 
 def test_fault_injection_hooks_are_inert_unless_set(tmp_path: Path) -> None:
-    """vidprep.testhooks (used by the full-disk and read-only tests in test_hostile.py) does nothing by default."""
+    """vidprep.shards.testhooks (used by the full-disk and read-only tests in test_hostile.py) does nothing by default."""
     import subprocess
     import sys
 
-    code = ("from vidprep import testhooks as t\n"
+    code = ("from vidprep.shards import testhooks as t\n"
             "t.before_shard_write(1 << 40); t.before_output_write('/')\n"
             "print(t._write_budget, t._read_only)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDPREP_TEST_")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert proc.stdout.split() == ["None", "None"]
     env["VIDPREP_TEST_FAIL_WRITE_AFTER"] = "10"
-    code = ("from vidprep import testhooks as t\nt.before_shard_write(10)\n"
+    code = ("from vidprep.shards import testhooks as t\nt.before_shard_write(10)\n"
             "try:\n    t.before_shard_write(1)\nexcept OSError as e:\n    print(e.errno)\n")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           check=True).stdout.strip() == "28"  # ENOSPC

@@ -82,7 +82,7 @@ def test_split_process_and_ray_equal_serial(videos: Path, serial_split: Path, tm
     """Same shards from 2 worker processes and from Ray tasks; only small UnitResults travel back from Ray."""
     from vidprep.config import run_config_from
     from vidprep.inputs import expand
-    from vidprep.pipeline import RunOptions, run
+    from vidprep.engine.driver import RunOptions, run
 
     run_ok("split", videos, "-o", tmp_path / "process", *SPLIT, "--executor", "process", "--workers", "2")
     assert_same(serial_split, tmp_path / "process")

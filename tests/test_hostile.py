@@ -507,7 +507,7 @@ def _umount(where: Path) -> None:
 
 
 # Each output-side fault runs twice: "filesystem" for real (a tmpfs mount when this container may mount, else
-# permission bits when not root; skipped when neither applies) and "injected" through vidprep.testhooks (EROFS or
+# permission bits when not root; skipped when neither applies) and "injected" through vidprep.shards.testhooks (EROFS or
 # ENOSPC raised where the OS would raise it), so an unprivileged CI container, or one running as root, tests it too.
 FAULT_MODES = ["filesystem", "injected"]
 

@@ -201,14 +201,14 @@ def test_stray_h5_files_in_a_video_folder_are_one_error_record_each(lab: Lab) ->
     ("\\x", False), ("x" * 3000, False),
 ])
 def test_video_id_rule(video_id: str, ok: bool) -> None:
-    from vidprep.safepath import id_problem
+    from vidprep.shards.safepath import id_problem
 
     assert (id_problem(video_id) is None) == ok
 
 
 def test_output_path_refuses_a_symlink_in_out_that_leaves_it(tmp_path: Path) -> None:
     from vidprep.errors import InputError
-    from vidprep.safepath import output_path
+    from vidprep.shards.safepath import output_path
 
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     out.mkdir()
@@ -222,7 +222,7 @@ def test_output_path_refuses_a_symlink_in_out_that_leaves_it(tmp_path: Path) -> 
 @pytest.mark.parametrize("video_id", ["../../x", "/tmp/x", "a/../../x", "a\nb"])
 def test_file_sink_refuses_an_unsafe_id_before_writing(tmp_path: Path, video_id: str) -> None:
     from vidprep.errors import InputError
-    from vidprep.sinks import FileSink
+    from vidprep.engine.sinks.files import FileSink
 
     out = tmp_path / "a" / "b" / "out"
     out.mkdir(parents=True)
@@ -247,7 +247,7 @@ def test_control_characters_in_file_names_are_escaped_in_ids(tmp_path: Path) -> 
 
 def test_any_exception_of_one_video_is_its_error_record(lab: Lab, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidprep.worker import VideoProcessor
+    from vidprep.engine.worker import VideoProcessor
 
     original = VideoProcessor.finish_rows
 
@@ -267,7 +267,7 @@ def test_any_exception_of_one_video_is_its_error_record(lab: Lab, tmp_path: Path
 
 def test_an_input_shard_failing_mid_iteration_is_one_record_naming_it(lab: Lab, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import vidprep.shard_source as source
+    import vidprep.shards.source as source
 
     def broken(path):
         raise TypeError("Accessing a group is done with bytes or str, not <class 'tuple'>")
@@ -283,7 +283,7 @@ def test_an_input_shard_failing_mid_iteration_is_one_record_naming_it(lab: Lab, 
 
 
 def test_unit_failures_keep_interrupts_and_name_shard_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import vidprep.worker as worker
+    import vidprep.engine.worker as worker
     from vidprep.inputs import WorkUnit
 
     unit = WorkUnit(0, ("/in/shard-00000.h5",))

@@ -6,7 +6,6 @@ way everywhere: before any video is decoded, with a message that names the optio
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -15,9 +14,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from vidprep.errors import ConfigError
 from vidprep.types import Sampling, SizeSpec
-
-STAGES = ("split", "enhance", "augment", "features")
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,7 +90,8 @@ class SplitConfig(_Model):
     def _exclusive(self) -> SplitConfig:
         chosen = [n for n in ("fps", "every", "num_frames") if getattr(self, n) is not None]
         if len(chosen) > 1:
-            raise ValueError(f"choose one frame sampling option, got {', '.join('--' + c.replace('_', '-') for c in chosen)}")
+            given = ", ".join("--" + c.replace("_", "-") for c in chosen)
+            raise ValueError(f"choose one frame sampling option, got {given}")
         if self.size and self.resize:
             raise ValueError("choose --size or --resize, not both")
         if self.clip_frames and self.clip_seconds:
@@ -276,6 +273,17 @@ class FeaturesConfig(_Model):
         return self
 
 
+#: The stage registry's config side: stage name -> its config model, in pipeline order (split first). Every list of
+#: stage names (pipeline tables, RunConfig fields, CLI option groups and commands) is derived from it.
+STAGE_MODELS: dict[str, type[_Model]] = {
+    "split": SplitConfig,
+    "enhance": EnhanceConfig,
+    "augment": AugmentConfig,
+    "features": FeaturesConfig,
+}
+STAGES = tuple(STAGE_MODELS)
+
+
 class RunConfig(_Model):
     """A whole run: which stages, with which options, and how work is cut into shards."""
 
@@ -312,9 +320,6 @@ class RunConfig(_Model):
         """Names of the stages this run applies after splitting, in order."""
         return [s for s in STAGES[1:] if getattr(self, s) is not None]
 
-    def fingerprint(self) -> str:
-        """Canonical JSON of everything that changes the output (resume refuses a different one)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -355,11 +360,33 @@ def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
     return data
 
 
-def run_config_from(tables: dict[str, dict[str, Any]]) -> RunConfig:
-    """Build a RunConfig from stage tables (as loaded from TOML and merged with CLI flags)."""
+def run_config_from(tables: dict[str, dict[str, Any]], *, model_defaults: bool = False) -> RunConfig:
+    """Build a RunConfig from stage tables (as loaded from TOML and merged with CLI flags).
+
+    With ``model_defaults`` (the inputs include videos) a features table adds its model's sampling defaults to the
+    split table where the user chose none, so the library and the CLI build the same config from the same tables.
+    """
+    tables = {k: dict(v) if isinstance(v, dict) else v for k, v in tables.items()}
+    if model_defaults and "features" in tables:
+        apply_model_defaults(tables)
     run_opts = dict(tables.get("run", {}))
     kwargs: dict[str, Any] = {"split": build(SplitConfig, tables.get("split", {}), section="split")}
-    for name, model in (("enhance", EnhanceConfig), ("augment", AugmentConfig), ("features", FeaturesConfig)):
+    for name, model in list(STAGE_MODELS.items())[1:]:
         if name in tables:
             kwargs[name] = build(model, tables[name], section=name)
     return build(RunConfig, {**run_opts, **kwargs}, section="run")
+
+
+def apply_model_defaults(tables: dict[str, dict[str, Any]]) -> None:
+    """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
+    from vidprep.stages.features import MODELS
+
+    spec = MODELS.get(tables["features"].get("model", "resnet18"))
+    split = tables.setdefault("split", {})
+    if spec is None:
+        return
+    chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
+    chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
+    for key, value in spec.default_split.items():
+        if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
+            split.setdefault(key, value)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from vidprep.errors import UsageError, printable_path
-from vidprep.safepath import id_problem
+from vidprep.shards.safepath import id_problem
 
 log = logging.getLogger("vidprep.inputs")
 
@@ -58,10 +58,11 @@ class InputList:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """A fixed, deterministic group of videos that becomes one shard (``shard-{index:05d}.h5``)."""
+    """A fixed, deterministic group of videos that becomes one shard (``shard-{index:05d}.h5``); the unit of an
+    input shard holds that shard's path instead."""
 
     index: int
-    items: tuple[InputItem, ...]
+    items: tuple[InputItem | str, ...]
 
 
 def display_path(path: str) -> str:

@@ -5,10 +5,13 @@ They hold numbers and numpy arrays only (no paths are opened here), so they pick
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+#: Frames per chunk between decoder (or input shard), steps and sinks: vectorized calls, bounded memory.
+FRAME_CHUNK = 16
 
 SamplingMode = Literal["all", "fps", "every", "uniform"]
 
@@ -122,17 +125,26 @@ class ClipSpec:
         return self.frame_stop - self.frame_start + self.padded
 
 
-@dataclass
-class Clip:
-    """A clip's pixels, uint8 RGB (T,H,W,3), with per-frame pts (s) and source ordinals."""
+def pad_tail(a: np.ndarray, padded: int) -> np.ndarray:
+    """Append ``padded`` copies of the last row: a clip padded at a video's tail (``--tail pad``) repeats its last
+    frame (and that frame's features)."""
+    return np.concatenate([a, np.repeat(a[-1:], padded, axis=0)]) if padded > 0 and len(a) else a
 
-    frames: np.ndarray
-    pts_s: np.ndarray
-    index: np.ndarray
-    video_id: str = ""
-    clip_index: int = 0
+
+@dataclass
+class ClipRow:
+    """One output clip row: a range of a frame run plus where it came from (before features are attached)."""
+
+    frame_start: int
+    frame_stop: int
+    padded: int
+    start_s: float
+    end_s: float
+    clip_index: int
     aug_index: int = 0
-    params: dict = field(default_factory=dict)
+    label: int = -1
+    aug_params: dict | None = None
+    features: np.ndarray | None = None
 
 
 @dataclass

@@ -11,7 +11,7 @@ import typer
 from vidprep.cli.options import INPUT_OPTS, LOG_OPTS, RUN_OPTS
 from vidprep.cli.output import emit, exits_on_error
 from vidprep.cli.signature import with_options
-from vidprep.config import RunConfig
+from vidprep.config import STAGES, RunConfig
 
 _RUN_OPTS = tuple(o for o in RUN_OPTS if o.name != "config")
 
@@ -21,7 +21,7 @@ def to_toml(config: RunConfig) -> str:
     data = config.model_dump(mode="json")
     lines = ["[run]"]
     lines += [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
-    for table in ("split", "enhance", "augment", "features"):
+    for table in STAGES:
         if isinstance(data.get(table), dict):
             lines += ["", f"[{table}]"]
             lines += [f"{k} = {_value(v)}" for k, v in data[table].items() if v is not None]
@@ -38,7 +38,8 @@ def _value(v: Any) -> str:
 
 @with_options(INPUT_OPTS, LOG_OPTS, _RUN_OPTS)
 def run(
-    pipeline: Annotated[Path, typer.Argument(help="TOML file with \\[split], \\[enhance], \\[augment], \\[features], \\[run] tables.")],
+    pipeline: Annotated[Path, typer.Argument(
+        help="TOML file with \\[split], \\[enhance], \\[augment], \\[features], \\[run] tables.")],
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Videos, directories, @lists or '-'.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output directory.")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the effective config and exit.")] = False,
@@ -62,7 +63,7 @@ def run(
 
     setup_logging(options["quiet"], options["verbose"])
     tables = load_toml(pipeline)
-    last = [s for s in ("features", "augment", "enhance", "split") if s in tables]
+    last = [s for s in reversed(STAGES) if s in tables]
     stage = last[0] if last else "split"
     if print_config:
         emit(to_toml(build_config(stage, options, tables)).rstrip("\n"))

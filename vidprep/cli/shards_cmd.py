@@ -53,7 +53,8 @@ def info_cmd(
 def verify_cmd(
     paths: PATHS,
     inputs: Annotated[
-        Optional[list[str]], typer.Option("--inputs", help="Also check these inputs are each in a shard or in errors.jsonl.")
+        Optional[list[str]],
+        typer.Option("--inputs", help="Also check these inputs are each in a shard or in errors.jsonl."),
     ] = None,
 ) -> None:
     """Validate every shard, compare checksums with manifest.json, find duplicate videos and leftovers.

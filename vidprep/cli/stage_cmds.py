@@ -21,7 +21,9 @@ from vidprep.cli.output import emit, emit_json, exits_on_error, setup_logging
 from vidprep.cli.signature import pick, with_options
 from vidprep.config import STAGES, RunConfig, load_toml, run_config_from
 
+#: The stage registry's CLI side: each stage's option group (keys: config.STAGES, checked below).
 STAGE_OPTS = {"split": SPLIT_OPTS, "enhance": ENHANCE_OPTS, "augment": AUGMENT_OPTS, "features": FEATURE_OPTS}
+assert tuple(STAGE_OPTS) == STAGES, "every stage of config.STAGE_MODELS needs its CLI option group here"
 RUN_KEYS = {"videos_per_shard": "videos_per_shard", "seed": "seed", "timeout": "timeout_s", "max_pixels": "max_pixels"}
 
 
@@ -40,24 +42,7 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
             tables.setdefault(name, {}).update(given)
     run_table = tables.setdefault("run", {})
     run_table.update({RUN_KEYS[k]: v for k, v in options.items() if k in RUN_KEYS and v is not None})
-    if "features" in tables and not shard_inputs:
-        _model_split_defaults(tables)
-    return run_config_from(tables)
-
-
-def _model_split_defaults(tables: dict[str, dict]) -> None:
-    """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
-    from vidprep.stages.features import MODELS
-
-    spec = MODELS.get(tables["features"].get("model", "resnet18"))
-    split = tables.setdefault("split", {})
-    if spec is None:
-        return
-    chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
-    chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
-    for key, value in spec.default_split.items():
-        if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
-            split.setdefault(key, value)
+    return run_config_from(tables, model_defaults=not shard_inputs)
 
 
 def _load_tables(config: Path | None) -> dict[str, dict]:
@@ -97,11 +82,11 @@ def checked_stdin(stream: Iterator[str] | None, root: str | None, output: Path, 
 
 def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, Any]) -> None:
     """Shared body of the four stage commands."""
-    from vidprep.applicable import shard_inputs_only
+    from vidprep.engine.applicable import shard_inputs_only
     from vidprep.cli.progress import Progress
     from vidprep.errors import EXIT_PARTIAL, UsageError
-    from vidprep.inputs import expand, partition, select_units
-    from vidprep.pipeline import RunOptions, run
+    from vidprep.inputs import WorkUnit, expand
+    from vidprep.engine.driver import RunOptions, run
 
     setup_logging(options["quiet"], options["verbose"])
     tables = _load_tables(options.get("config"))
@@ -113,17 +98,21 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
     cfg = build_config(stage, options, tables, shard_inputs=shard_inputs_only(listed))
     run_opts = RunOptions(options.get("executor"), options.get("workers"), options["shard_index"],
                           options["num_shards"], options["overwrite"], options.get("ray_address"))
-    units = select_units(partition(listed.videos, cfg.videos_per_shard), run_opts.shard_index, run_opts.num_shards)
-    progress = Progress(len(units), sum(len(u.items) for u in units), quiet=options["quiet"])
+    bars: list[Progress] = []
+
+    def plan(units: list[WorkUnit]) -> None:
+        bars.append(Progress(len(units), sum(len(u.items) for u in units), quiet=options["quiet"]))
+
     try:
-        summary = run(listed, cfg, output, run_opts, on_unit=progress.update,
+        summary = run(listed, cfg, output, run_opts, on_plan=plan, on_unit=lambda result: bars[0].update(result),
                       on_shard=None if options["json_out"] else emit,
                       shard_inputs=listed.shards if stream is None
                       else itertools.chain(listed.shards, checked_stdin(stream, root, output, listed)))
     finally:
-        progress.close()
+        for bar in bars:
+            bar.close()
     if options.get("preview"):
-        from vidprep.preview_run import write_preview
+        from vidprep.engine.preview import write_preview
 
         write_preview(listed, cfg, stage, options["preview"])
     code = summary.exit_code or (EXIT_PARTIAL if listed.problems else 0)  # stdin problems arrive during the run
@@ -233,6 +222,6 @@ def _features_entry() -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add split, enhance, augment and features to the app."""
-    for stage in ("split", "enhance", "augment"):
+    for stage in STAGES[:-1]:  # features has its own entry (--list-models)
         app.command(stage)(_make(stage))
     app.command("features")(_features_entry())

@@ -8,7 +8,7 @@ the children's thread pools start clean. Where forkserver is missing (Windows) s
 Threads follow the work: every worker shares one counter of units running (`vidprep.executors.threads`), so a unit
 running alone (one video, the tail of a batch) gets all cores, and N units share them. The pool never has more
 workers than tasks when the number of tasks is known. Heavy objects such as a model are built once per worker, on
-its first unit (see `vidprep.worker.context_for`).
+its first unit (see `vidprep.engine.worker.context_for`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ How units run. CPU stages: one Ray task per work unit (``num_cpus=1``). Runs wit
 of long-lived actors instead, one unit at a time per actor, created lazily up to the number of slots
 (``--workers``, else the cluster's CPUs, or its GPUs when the model runs on CUDA and each actor requests
 ``num_gpus``). Each actor process builds the model once, on its first unit, through the per-process cache in
-`vidprep.worker.context_for`, and reuses it for every later unit. Why actors rather than relying on that cache
+`vidprep.engine.worker.context_for`, and reuses it for every later unit. Why actors rather than relying on that cache
 inside plain tasks: Ray does reuse a worker process for later CPU tasks (measured: 12 tasks on ``num_cpus=2`` ran
 in 2 processes, so the cache was built twice), but a task that requests a GPU gets ``max_calls=1`` by default,
 i.e. a fresh process per task, which would rebuild the model for every unit; actors also cap the number of models
@@ -114,7 +114,7 @@ def _replay(records: list[logging.LogRecord]) -> None:
 
 
 def _uses_model(task: tuple) -> bool:
-    """True when a task carries a job whose run ends with a feature model (see `vidprep.worker.Job.kind`)."""
+    """True when a task carries a job whose run ends with a feature model (see `vidprep.engine.worker.Job.kind`)."""
     return any(getattr(arg, "kind", None) == "features" for arg in task)
 
 

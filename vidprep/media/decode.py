@@ -36,7 +36,8 @@ would ignore it); SAR != 1 and the requested size are handled by one ``scale`` t
 crop comes last. Colour rule: swscale converts every source format to 8-bit ``rgb24`` using the stream's tagged
 matrix and range (BT.601 when untagged); higher bit depths are reduced to 8 bits and alpha is dropped (not
 composited); the source ``pix_fmt``/bit depth stay recorded in :class:`VideoInfo`. HDR streams (PQ or HLG transfer)
-are tone-mapped to SDR BT.709 after scaling (:data:`vidprep.media.filtergraph.TONEMAP_FILTERS`), so they look as a player on an SDR screen
+are tone-mapped to SDR BT.709 after scaling (:data:`vidprep.media.filtergraph.TONEMAP_FILTERS`), so they look as
+a player on an SDR screen
 shows them rather than washed out. Colour tags the stream leaves out are assumed (BT.2020 primaries and matrix,
 limited range: :data:`vidprep.media.filtergraph.HDR_ASSUMED_TAGS`); if tone mapping still fails before the first
 frame, the video is decoded again from the start without it (a warning says so), so a playable file is never lost

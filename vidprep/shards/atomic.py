@@ -214,3 +214,14 @@ def is_locked(path: Path) -> bool:
     finally:
         os.close(fd)  # closing drops the test lock if we got it
     return False
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive flock on the lock file ``path`` (created if missing; Linux NFS clients emulate it)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

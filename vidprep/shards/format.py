@@ -10,13 +10,13 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import h5py
 import numpy as np
 
 from vidprep.errors import ShardError
-from vidprep.safepath import id_problem
+from vidprep.shards.safepath import id_problem
 from vidprep.shards.atomic import TEMP_RE, parse_temp_name, safe_host, temp_name  # noqa: F401 - one temp scheme
 
 log = logging.getLogger("vidprep.shards.format")
@@ -83,7 +83,7 @@ def find_shards(path_or_paths: str | Path | Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def read_json_attr(f: h5py.File, name: str, default: object = None) -> object:
+def read_json_attr(f: h5py.File, name: str, default: Any = None) -> Any:
     """Parse a scalar JSON string dataset such as /meta/config_json; ``default`` when absent."""
     if name not in f:
         return default

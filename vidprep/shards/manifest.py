@@ -8,7 +8,6 @@ errors.jsonl is appended with one ``write`` on an O_APPEND descriptor per record
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -25,7 +24,7 @@ import numpy as np
 from vidprep import __version__
 from vidprep.errors import ShardError, UsageError
 from vidprep.shards import format as fmt
-from vidprep.shards.atomic import atomic_write_text, fsync_dir  # noqa: F401 - re-exported (older import sites)
+from vidprep.shards.atomic import atomic_write_text, file_lock, fsync_dir  # noqa: F401 - re-exported (older import sites)
 from vidprep.shards.cleanup import cleanup_temp, find_temp  # noqa: F401 - re-exported (public API)
 
 log = logging.getLogger("vidprep.shards.manifest")
@@ -97,13 +96,9 @@ def load(out_dir: str | Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def locked(out_dir: str | Path) -> Iterator[None]:
-    """Hold the directory's exclusive lock (flock on a lock file; Linux NFS clients emulate it with fcntl locks)."""
-    fd = os.open(Path(out_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    """Hold the directory's exclusive manifest lock."""
+    with file_lock(Path(out_dir) / LOCK_NAME):
         yield
-    finally:
-        os.close(fd)
 
 
 def record_shard(out_dir: str | Path, summary: Any, *, config: dict | None = None,
@@ -174,15 +169,14 @@ def check_config(out_dir: str | Path, config: dict) -> None:
 
 def rebuild(out_dir: str | Path, *, config: dict | None = None) -> dict[str, Any]:
     """Recreate manifest.json from the shard files on disk (recovery when it was lost or disagrees)."""
+    from vidprep.shards.summary import shard_entry
+
     built = empty_manifest(config)
     for path in fmt.find_shards(out_dir):
         with h5py.File(path, "r") as f:
-            ids = f["videos/id"].asstr()[:].tolist()
-            frames = sum(f[f"frames/{v}/pts_s"].shape[0] for v in range(len(ids)))
             failed = json.loads(f["meta/errors_json"].asstr()[()]) if "meta/errors_json" in f else []
-            entry = {"name": path.name, "kind": str(f.attrs["kind"]), "videos": len(ids),
-                     "clips": int(f["clips/video_index"].shape[0]), "frames": frames, "video_ids": ids,
-                     "input_ids": ids + [e["video_id"] for e in failed if e.get("video_id")]}
+            entry = shard_entry(f, path)
+            entry["input_ids"] = entry["video_ids"] + [e["video_id"] for e in failed if e.get("video_id")]
             built["config"] = built["config"] or fmt.read_json_attr(f, fmt.META_CONFIG)
         digest, size = fsync_and_hash(path)
         built["shards"].append(_entry({**entry, "bytes": size, "sha256": digest}))

@@ -20,6 +20,7 @@ import numpy as np
 from vidprep.errors import ShardError
 from vidprep.shards import format as fmt
 from vidprep.shards import trust
+from vidprep.types import pad_tail
 
 log = logging.getLogger("vidprep.shards.reader")
 
@@ -171,7 +172,7 @@ class ShardSet:
             out["frames"] = g["rgb"][start:stop]
         elif kind == "jpeg":
             out["frames"] = fmt.decode_jpegs(g["jpeg"][start:stop])
-        return {k: _pad(a, padded) for k, a in out.items()}
+        return {k: pad_tail(a, padded) for k, a in out.items()}
 
     def video(self, video_id: str) -> dict[str, Any]:
         """Everything stored for one video: meta, frames (when stored), pts_s, index, extra per-video arrays
@@ -234,11 +235,6 @@ class ShardSet:
             if all(c is not None for c in clips):
                 block["frames"] = clips
         return block
-
-
-def _pad(a: np.ndarray, padded: int) -> np.ndarray:
-    """Append ``padded`` copies of the last row (clips padded at the tail of a video)."""
-    return np.concatenate([a, np.repeat(a[-1:], padded, axis=0)]) if padded > 0 and len(a) else a
 
 
 def _scalar(ds: h5py.Dataset, v: int) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vidprep import testhooks
+from vidprep.shards import testhooks
 from vidprep.errors import ShardError
 from vidprep.shards import format as fmt
 

@@ -42,7 +42,7 @@ def _first_frames(listed: InputList, cfg: RunConfig, clips: int, frames: int) ->
 
 
 def _shard_frames(paths: list[str], clips: int, frames: int) -> list[tuple[str, np.ndarray]]:
-    from vidprep.shard_source import iter_videos
+    from vidprep.shards.source import iter_videos
 
     out: list[tuple[str, np.ndarray]] = []
     for path in paths:
@@ -68,7 +68,8 @@ def _process(stage: str, cfg: RunConfig, video_id: str, clip: np.ndarray) -> np.
     return frames
 
 
-def write_preview(listed: InputList, cfg: RunConfig, stage: str, path: Path, *, clips: int = 3, frames: int = 6) -> None:
+def write_preview(listed: InputList, cfg: RunConfig, stage: str, path: Path, *, clips: int = 3,
+                  frames: int = 6) -> None:
     """Write the contact sheet PNG for ``stage`` ('enhance' or 'augment')."""
     from vidprep.media.encode import write_image
     from vidprep.stages.preview import contact_sheet

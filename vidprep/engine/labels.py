@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from vidprep.errors import UsageError
 from vidprep.inputs import InputItem
 
-log = logging.getLogger("vidprep.labels")
+log = logging.getLogger("vidprep.engine.labels")
 
 
 @dataclass(frozen=True)

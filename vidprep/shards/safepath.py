@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from typing import Any
 from pathlib import Path
 
 from vidprep.errors import InputError
@@ -18,7 +19,7 @@ from vidprep.errors import InputError
 MAX_ID_BYTES = 2048
 
 
-def id_problem(video_id: object) -> str | None:
+def id_problem(video_id: Any) -> str | None:
     """Why ``video_id`` cannot name files under OUT, or None when it is safe.
 
     Safe means: a non-empty relative path of '/'-separated components, none empty, ``.`` or ``..``; no NUL, no
@@ -41,7 +42,7 @@ def id_problem(video_id: object) -> str | None:
     return None
 
 
-def check_id(video_id: object) -> str:
+def check_id(video_id: Any) -> str:
     """``video_id`` itself when safe; else InputError naming it and the reason."""
     problem = id_problem(video_id)
     if problem is not None:

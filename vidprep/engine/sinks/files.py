@@ -1,96 +1,81 @@
-"""Where a work unit's output goes: an HDF5 shard (default) or image/mp4 files plus an index.
+"""Image and mp4 output: clips as image folders (jpg/png) or frame-exact mp4 files, plus an index.
 
-Both sinks take the same calls from the worker (add_video, append_frames, add_clip, drop_video, commit), and both
-make a unit's completion atomic: a shard appears under its final name only when complete; for files, the unit's
-index part is renamed into place after every file of the unit is written.
+A unit is finished when its index part ``.parts/shard-N.jsonl`` exists: the part is renamed into place after every
+file it lists is durable, and its first line names every video of the unit (for the resume check); failures are
+kept in it too, so errors.jsonl can be restored after a crash. The end of a run merges the parts into index.jsonl.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from vidprep.engine.sinks import Made, SinkSpec, error_record, restore_errors
 from vidprep.errors import printable_path
-from vidprep.framestore import ScratchFrames
-from vidprep.safepath import check_id, output_path
+from vidprep.engine.framestore import ScratchFrames
+from vidprep.shards.safepath import check_id, output_path
 from vidprep.types import VideoResult
+
+log = logging.getLogger("vidprep.engine.sinks.files")
 
 PARTS_DIR = ".parts"
 
 
-def unit_output_path(out_dir: str | Path, fmt: str, unit: int | str) -> Path:
-    """The file whose existence means a unit is complete; ``unit`` is a unit index or an input shard's name."""
-    from vidprep.shards.format import shard_name
+class FilesOutput:
+    """The sink kind of ``--format jpg|png|mp4``."""
 
-    name = shard_name(unit) if isinstance(unit, int) else unit
-    if fmt == "h5":
-        return Path(out_dir) / name
-    return Path(out_dir) / PARTS_DIR / (name.removesuffix(".h5") + ".jsonl")
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def unit_path(self, out: Path, unit: int | str) -> Path:
+        """The index part of unit ``unit`` (a unit index or an input shard's name)."""
+        from vidprep.shards.format import shard_name
+
+        name = shard_name(unit) if isinstance(unit, int) else unit
+        return Path(out) / PARTS_DIR / (name.removesuffix(".h5") + ".jsonl")
+
+    def shown_name(self, name: str) -> str:
+        return f"{PARTS_DIR}/{name}"
+
+    def finished(self, out: Path) -> dict[str, Made]:
+        """Part name -> what its unit was made from, restoring each part's failures into errors.jsonl."""
+        found = {}
+        for part in _parts(out):
+            restore_errors(out, part.errors)
+            found[part.name] = Made(part.input_ids, set() if part.exact else None)
+        return found
+
+    def before_units(self, out: Path, todo: list) -> None:
+        """Temp files of crashed writers lie in the folders of the units still to do: remove them."""
+        from vidprep.shards.cleanup import cleanup_temp
+
+        ids = [item.video_id for u in todo for item in u.items if not isinstance(item, str)]
+        cleanup_temp(out, subdirs=[PARTS_DIR, *ids])
+
+    def finish(self, out: Path) -> None:
+        """Merge the unit parts into index.jsonl."""
+        merge_index(out)
+
+    def clear(self, out: Path) -> None:
+        """Remove the index and its parts (for --overwrite)."""
+        (out / "index.jsonl").unlink(missing_ok=True)
+        for part in (out / PARTS_DIR).glob("*") if (out / PARTS_DIR).is_dir() else []:
+            part.unlink()
+
+    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> FileSink:
+        return FileSink(spec, path)
 
 
-def open_sink(job: object, path: Path, class_names: list[str], stages: dict) -> ShardSink | FileSink:
-    """The sink for this job's output format; ``stages`` describes the stage objects for the shard's config."""
-    fmt = job.config.split.format
-    if fmt == "h5" or job.kind == "features":
-        return ShardSink(job, path, class_names, stages)
-    return FileSink(job, path)
-
-
-def error_record(result: VideoResult) -> dict:
-    """The errors.jsonl record of a failed video."""
-    return {
-        "path": printable_path(result.path),
-        "video_id": result.video_id,
-        "stage": result.stage,
-        "error_type": result.error_type,
-        "message": result.error,
-    }
-
-
-class ShardSink:
-    """Writes one shard through ShardWriter; frame shards keep frames, feature shards keep pts/ordinals only."""
-
-    def __init__(self, job: object, path: Path, class_names: list[str], stages: dict) -> None:
-        from vidprep.shards.writer import ShardWriter
-
-        split = job.config.split
-        self.keeps_frames = job.kind == "frames"
-        self.writer = ShardWriter(
-            path,
-            kind=job.kind,
-            config={**job.config_record, **stages},
-            class_names=class_names or None,
-            frame_codec=split.frame_codec,
-            jpeg_quality=split.jpeg_quality,
-            store_frames=self.keeps_frames,
-        )
-        self.add_video = self.writer.add_video
-        self.read_frames = self.writer.read_frames
-        self.set_video_array = self.writer.set_video_array
-        self.add_clip = self.writer.add_clip
-        self.drop_video = self.writer.drop_video
-
-    def append_frames(self, v: int, rgb: np.ndarray, pts: np.ndarray, idx: np.ndarray) -> int:
-        """Append a frame run (pixels only in frame shards)."""
-        return self.writer.append_frames(v, rgb if self.keeps_frames else None, pts, idx)
-
-    def record_errors(self, failed: list[VideoResult]) -> None:
-        """Keep the unit's failures inside the shard, so a resumed run can restore errors.jsonl from it."""
-        self.writer.set_meta("errors_json", json.dumps([error_record(r) for r in failed], ensure_ascii=False))
-
-    def commit(self) -> object:
-        """Close and atomically publish the shard."""
-        return self.writer.commit()
-
-    def __enter__(self) -> ShardSink:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is not None:
-            self.writer.abort()
+def unit_part_header(video_ids: Iterable[str | None]) -> str:
+    """First line of an index part: every video id of its unit (failed ones too), for the resume check."""
+    return json.dumps({"unit": {"video_ids": sorted({v for v in video_ids if v is not None})}}, ensure_ascii=False)
 
 
 class FileSink:
@@ -98,10 +83,10 @@ class FileSink:
 
     keeps_frames = True
 
-    def __init__(self, job: object, part_path: Path) -> None:
-        self.out_dir = Path(job.out_dir)
-        self.fmt = job.config.split.format
-        self.quality = job.config.split.jpeg_quality
+    def __init__(self, spec: SinkSpec, part_path: Path) -> None:
+        self.out_dir = Path(spec.out_dir)
+        self.fmt = spec.config.split.format
+        self.quality = spec.config.split.jpeg_quality
         self.part_path = part_path
         self.videos: list[dict] = []
         self.stores: dict[int, ScratchFrames] = {}
@@ -129,7 +114,7 @@ class FileSink:
     def set_video_array(self, v: int, name: str, data: np.ndarray) -> None:
         self.videos[v][name] = np.asarray(data).tolist()
 
-    def add_clip(self, v: int, **row: object) -> None:
+    def add_clip(self, v: int, **row: Any) -> None:
         """Write the clip's frames as files now; remember its index record."""
         rec = self.videos[v]
         start, stop = int(row["frame_start"]), int(row["frame_stop"])
@@ -191,7 +176,6 @@ class FileSink:
 
     def commit(self) -> dict:
         """Publish the unit's index part (temp + fsync + rename) once every file it lists is durable."""
-        from vidprep.resume import unit_part_header
         from vidprep.shards.atomic import atomic_write_text, fsync_dir
 
         for folder in sorted(self.dirs):
@@ -235,3 +219,39 @@ def _rate(pts: list) -> float:
         return 25.0
     step = float(np.median(np.diff(np.asarray(pts, dtype=np.float64))))
     return 1.0 / step if step > 0 else 25.0
+
+
+@dataclass
+class _Part:
+    """A published index part: its failures and the video ids its unit was made from (``exact`` is False for a
+    part written before parts recorded them: then a video that produced no clip is missing from the set)."""
+
+    name: str
+    errors: list[dict] = field(default_factory=list)
+    input_ids: set[str] = field(default_factory=set)
+    exact: bool = True
+
+
+def _parts(out_dir: Path) -> Iterator[_Part]:
+    for part in sorted((out_dir / PARTS_DIR).glob("shard-*.jsonl")):
+        try:
+            lines = part.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            continue
+        found, seen = _Part(part.name, exact=False), set()
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: line is not valid JSON; skipped", part)
+                continue
+            if "unit" in rec:
+                found.input_ids, found.exact = set(rec["unit"].get("video_ids", [])), True
+            elif "error" in rec:
+                found.errors.append(rec["error"])
+                seen.add(rec["error"].get("video_id"))
+            else:
+                seen.add(rec.get("video_id"))
+        if not found.exact:  # a part from before units recorded their inputs: what its lines name
+            found.input_ids = {v for v in seen if v}
+        yield found

@@ -16,7 +16,7 @@ from typing import Any
 from vidprep.config import FeaturesConfig, RunConfig
 from vidprep.errors import UsageError, VidprepError
 
-log = logging.getLogger("vidprep.normalize_setup")
+log = logging.getLogger("vidprep.engine.normalize_setup")
 
 METHOD_OPTIONS = ("normalize", "pca_dim", "whiten", "quantize")
 
@@ -91,7 +91,8 @@ def _check_model(path: Path, attrs: dict, arrays: dict, run: dict[str, Any]) -> 
 
 
 def _side(d: dict[str, Any]) -> str:
-    return f"model {d['model'] or '(not recorded)'}, weights {d['weights'] or '(not recorded)'}, dim {d['dim'] or '(any)'}"
+    model, weights = d["model"] or "(not recorded)", d["weights"] or "(not recorded)"
+    return f"model {model}, weights {weights}, dim {d['dim'] or '(any)'}"
 
 
 def _method(attrs: dict, arrays: dict) -> dict[str, Any]:

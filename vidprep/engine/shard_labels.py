@@ -15,13 +15,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from vidprep.applicable import shard_inputs_only
+from vidprep.engine.applicable import shard_inputs_only
 from vidprep.errors import ShardError, UsageError
-from vidprep.featurize import ClipRow
+from vidprep.types import ClipRow
 from vidprep.inputs import InputList
-from vidprep.labels import Labels, read_rows, resolve
+from vidprep.engine.labels import Labels, read_rows, resolve
 
-log = logging.getLogger("vidprep.shard_labels")
+log = logging.getLogger("vidprep.engine.shard_labels")
 
 
 def resolve_run_labels(listed: InputList, *, label_from_dir: bool, labels_csv: str | None) -> Labels:

@@ -8,28 +8,36 @@ reported; the other videos of the unit still land.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from vidprep.config import RunConfig
 from vidprep.executors import threads
 from vidprep.errors import VidprepError, printable_path
-from vidprep.featurize import (
+from vidprep.engine.featurize import (
     ClipRow, FrameFeatures, clip_features_2d, clip_features_3d, pad_rows, row_kwargs, stored_feature_dtype,
 )
-from vidprep.framestream import CHUNK, chunked, video_meta
-from vidprep.framestore import ScratchFrames
+from vidprep.engine.framestream import CHUNK, chunked, video_meta
+from vidprep.engine.framestore import ScratchFrames
 from vidprep.inputs import InputItem, WorkUnit
-from vidprep.labels import Labels
+from vidprep.engine.labels import Labels
 from vidprep.stages.models import WeightsProof
 from vidprep.types import VideoResult
 
-log = logging.getLogger("vidprep.worker")
+if TYPE_CHECKING:
+    from vidprep.engine.sinks import Sink
+    from vidprep.shards.manifest import ShardSummary
+    from vidprep.shards.source import ShardVideo
+    from vidprep.stages.enhance import Enhancer
+    from vidprep.stages.features import FeatureExtractor
+    from vidprep.stages.scenes import SceneScorer
+
+log = logging.getLogger("vidprep.engine.worker")
 
 
 
@@ -44,7 +52,7 @@ class Job:
     weights_proof: WeightsProof | None = None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["frames", "features"]:
         """'features' when the run ends with a feature stage, else 'frames'."""
         return "features" if self.config.features is not None else "frames"
 
@@ -54,10 +62,9 @@ class UnitResult:
     """What a worker sends back for one unit: the shard summary (None when skipped) and per-video results."""
 
     index: int
-    shard: object | None
+    shard: ShardSummary | dict | None
     videos: list[VideoResult]
     seconds: float = 0.0
-    feature_stats: object | None = None
 
 
 class Context:
@@ -90,7 +97,7 @@ class Context:
             out["enhance_parameters"] = enhancer.describe()
         return out
 
-    def enhancer(self, job: Job) -> object | None:
+    def enhancer(self, job: Job) -> Enhancer | None:
         """A fresh streaming enhancer for one video, or None."""
         if job.config.enhance is None:
             return None
@@ -99,12 +106,14 @@ class Context:
         return Enhancer(job.config.enhance)
 
 
-_CONTEXTS: dict[int, Context] = {}
+_CONTEXTS: dict[str | None, Context] = {}
 
 
 def context_for(job: Job) -> Context:
     """The cached Context of this process for this job's config."""
-    key = hash(job.config.fingerprint())
+    from vidprep.shards.manifest import config_fingerprint
+
+    key = config_fingerprint(job.config.model_dump(mode="json"))
     if key not in _CONTEXTS:
         _CONTEXTS.clear()
         _CONTEXTS[key] = Context(job)
@@ -113,12 +122,14 @@ def context_for(job: Job) -> Context:
 
 def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     """Process every video of ``unit`` into the shard at ``shard_path`` (written atomically)."""
-    from vidprep.sinks import open_sink
+    from vidprep.engine.sinks import SinkSpec, kind_for, output_format
 
     started = time.monotonic()
     ctx = context_for(job)
     results: list[VideoResult] = []
-    with threads.current().unit(), open_sink(job, Path(shard_path), _class_names(unit, job), ctx.describe(job)) as sink:
+    spec = SinkSpec(job.config, job.config_record, job.out_dir, job.kind)
+    sink = kind_for(output_format(job.config)).open(spec, Path(shard_path), _class_names(unit, job), ctx.describe(job))
+    with threads.current().unit(), sink:
         for item in unit.items:
             if isinstance(item, str):
                 results.extend(_run_input_shard(job, ctx, sink, item))
@@ -133,14 +144,14 @@ def _class_names(unit: WorkUnit, job: Job) -> list[str]:
     """The run's class names, or those of the input shard when labels come from an earlier step."""
     if job.labels.class_names or not unit.items or not isinstance(unit.items[0], str):
         return list(job.labels.class_names)
-    from vidprep.shard_source import class_names
+    from vidprep.shards.source import class_names
 
     return class_names(unit.items[0])
 
 
-def _run_input_shard(job: Job, ctx: Context, sink: object, path: str) -> list[VideoResult]:
+def _run_input_shard(job: Job, ctx: Context, sink: Sink, path: str) -> list[VideoResult]:
     """Every video of an input shard; a shard that cannot be read is one error record naming it (exit 3)."""
-    from vidprep.shard_source import iter_videos
+    from vidprep.shards.source import iter_videos
 
     results: list[VideoResult] = []
     try:
@@ -159,7 +170,7 @@ def _run_input_shard(job: Job, ctx: Context, sink: object, path: str) -> list[Vi
 class VideoProcessor:
     """Runs the stages for one video into an open sink."""
 
-    def __init__(self, job: Job, ctx: Context, sink: object) -> None:
+    def __init__(self, job: Job, ctx: Context, sink: Sink) -> None:
         self.job, self.ctx, self.sink = job, ctx, sink
         self.cfg: RunConfig = job.config
         self.v: int | None = None
@@ -185,10 +196,10 @@ class VideoProcessor:
 
         return self._guard(VideoResult(item.video_id, item.path), body)
 
-    def run_shard_video(self, video: object) -> VideoResult:
+    def run_shard_video(self, video: ShardVideo) -> VideoResult:
         """Process one video of an input frame shard: its stored frames and its clip rows carry over."""
 
-        from vidprep.shard_labels import relabel_rows
+        from vidprep.engine.shard_labels import relabel_rows
 
         def body() -> tuple[int, int]:
             self.stage = "read"
@@ -262,7 +273,7 @@ class VideoProcessor:
         per_frame = feats.result() if feats is not None else None
         return np.concatenate(pts_all), np.concatenate(idx_all), scores, per_frame
 
-    def _scene_scorer(self) -> object | None:
+    def _scene_scorer(self) -> SceneScorer | None:
         if not self.cfg.split.scenes:
             return None
         from vidprep.stages.scenes import SceneScorer
@@ -303,7 +314,8 @@ class VideoProcessor:
                 min_content=split.scene_min_content, min_scene_s=split.min_scene_seconds,
             )
         specs = plan_clips(pts, split, cuts, frame_duration_s=1.0 / split.fps if split.fps else None)
-        return [ClipRow(c.frame_start, c.frame_stop, c.padded, c.start_s, c.end_s, c.clip_index, label=label) for c in specs]
+        return [ClipRow(c.frame_start, c.frame_stop, c.padded, c.start_s, c.end_s, c.clip_index, label=label)
+                for c in specs]
 
     def finish_rows(self, video_id: str, rows: list[ClipRow], per_frame: np.ndarray | None) -> list[ClipRow]:
         """Add augmented copies and features to the planned rows."""
@@ -318,7 +330,7 @@ class VideoProcessor:
             clip_features_3d(ex.extract_clips, originals, self.read, self._batch(ex), ex.spec.clip_len)
         return out
 
-    def _batch(self, ex: object) -> int:
+    def _batch(self, ex: FeatureExtractor) -> int:
         return self.cfg.features.batch_size or ex.default_batch_size
 
     def augment(self, video_id: str, rows: list[ClipRow]) -> list[ClipRow]:
@@ -354,10 +366,11 @@ class VideoProcessor:
         ex = self.ctx.extractor
         if ex is None:
             return
-        from vidprep.featurize import fit_length, pool
+        from vidprep.engine.featurize import fit_length
+        from vidprep.stages.features import pool_frames
 
         if ex.spec.kind == "2d":
-            row.features = pool(ex.extract_frames(pad_rows(frames, row.padded)), self.cfg.features.pool)
+            row.features = pool_frames(ex.extract_frames(pad_rows(frames, row.padded)), self.cfg.features.pool)
         else:
             row.features = ex.extract_clips(fit_length(pad_rows(frames, row.padded), ex.spec.clip_len)[None])[0]
 

@@ -10,9 +10,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from vidprep.types import FRAME_CHUNK as CHUNK  # noqa: F401 - the one chunk size, named for the worker
 from vidprep.types import DecodedFrame, VideoInfo
-
-CHUNK = 16
 
 
 def chunked(frames: Iterable[DecodedFrame], size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

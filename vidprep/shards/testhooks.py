@@ -8,7 +8,7 @@ the operating system's would be.
 - ``VIDPREP_TEST_FAIL_WRITE_AFTER=<bytes>``: once this process has written that many bytes of temp shard data,
   every further write fails with ENOSPC, as on a full disk (:class:`vidprep.shards.storage.DiscardableFile`).
 - ``VIDPREP_TEST_READ_ONLY=<dir>``: creating the output directory, or the write test in it, anywhere under
-  ``dir`` fails with EROFS, as on a read-only mount (:func:`vidprep.pipeline.prepare_output`).
+  ``dir`` fails with EROFS, as on a read-only mount (:func:`vidprep.engine.driver.prepare_output`).
 """
 
 from __future__ import annotations

@@ -11,15 +11,14 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vidprep.errors import ShardError
-from vidprep.featurize import ClipRow
+from vidprep.types import FRAME_CHUNK, ClipRow
 
-CHUNK = 16
-
-log = logging.getLogger("vidprep.shard_source")
+log = logging.getLogger("vidprep.shards.source")
 
 
 @dataclass
@@ -33,7 +32,7 @@ class ShardVideo:
     meta: dict
     rows: list[ClipRow]
     class_names: list[str]
-    file: object = field(default=None, repr=False, compare=False)  # the checked, open shard (see iter_videos)
+    file: Any = field(default=None, repr=False, compare=False)  # the checked, open shard (see iter_videos)
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (rgb, pts_s, index) chunks of the stored frames, in order."""
@@ -45,8 +44,8 @@ class ShardVideo:
         if "rgb" not in g and "jpeg" not in g:
             raise ShardError(f"video {self.video_id!r} has no stored frames (a feature shard?)", path=self.path)
         n = g["pts_s"].shape[0]
-        for a in range(0, n, CHUNK):
-            b = min(n, a + CHUNK)
+        for a in range(0, n, FRAME_CHUNK):
+            b = min(n, a + FRAME_CHUNK)
             rgb = g["rgb"][a:b] if "rgb" in g else decode_jpegs(g["jpeg"][a:b])
             yield rgb, g["pts_s"][a:b], g["index"][a:b]
 
@@ -106,7 +105,7 @@ def _row(clips: dict, i: int) -> ClipRow:
     )
 
 
-def _plain(value: object) -> object:
+def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
     if isinstance(value, np.generic):

@@ -16,19 +16,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vidprep import testhooks
+from vidprep.shards import testhooks
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.executors import Executor
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
-from vidprep.resume import check_overwrite, pending_units
-from vidprep.shard_labels import resolve_run_labels
+from vidprep.engine.resume import check_overwrite, pending_units
+from vidprep.engine.shard_labels import resolve_run_labels
 from vidprep.shards.format import SHARD_RE, shard_name
-from vidprep.sinks import PARTS_DIR, merge_index, unit_output_path
+from vidprep.engine.sinks import all_kinds, error_record, kind_for, output_format
 from vidprep.stages.runtime import check_run_device
-from vidprep.worker import Job, UnitResult, context_for, process_unit_safe
+from vidprep.engine.worker import Job, UnitResult, context_for, process_unit_safe
 
-log = logging.getLogger("vidprep.pipeline")
+log = logging.getLogger("vidprep.engine.driver")
 
 #: Files of an output directory that an input shard's output must never be named as.
 RESERVED_NAMES = frozenset({"normalization.h5"})
@@ -69,11 +69,6 @@ class RunSummary:
         return EXIT_PARTIAL if self.videos_failed or self.failed_earlier else EXIT_OK
 
 
-def config_record(config: RunConfig) -> dict:
-    """The JSON-able effective config stored in every shard and in the manifest."""
-    return config.model_dump(mode="json")
-
-
 def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
     """Create OUT, refuse one written with another config (unless overwrite), and prove it is writable."""
     from vidprep.shards import manifest
@@ -95,15 +90,11 @@ def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
 
 
 def clear_output(out_dir: Path) -> None:
-    """Remove what an earlier run wrote (shards, index parts, manifest, errors), for --overwrite."""
-    from vidprep.shards.format import find_shards
-
-    for path in find_shards(out_dir) if any(out_dir.glob("shard-*.h5")) else []:
-        path.unlink()
-    for name in ("manifest.json", "errors.jsonl", "index.jsonl", "normalization.h5"):
+    """Remove what an earlier run wrote (every format's outputs, manifest, errors), for --overwrite."""
+    for kind in all_kinds():
+        kind.clear(out_dir)
+    for name in ("manifest.json", "errors.jsonl", "normalization.h5"):
         (out_dir / name).unlink(missing_ok=True)
-    for part in (out_dir / PARTS_DIR).glob("*") if (out_dir / PARTS_DIR).is_dir() else []:
-        part.unlink()
 
 
 def run(
@@ -115,11 +106,16 @@ def run(
     on_shard: Callable[[str], None] | None = None,
     on_unit: Callable[[UnitResult], None] | None = None,
     shard_inputs: Iterable[str] = (),
+    on_plan: Callable[[list[WorkUnit]], None] | None = None,
 ) -> RunSummary:
-    """Process every input video into shards under ``out_dir``; returns what happened."""
-    from vidprep.applicable import record_applied
+    """Process every input video into shards under ``out_dir``; returns what happened.
+
+    The work units are planned once, here; ``on_plan`` gets this task's units before any is processed (the CLI
+    sizes its progress bar from them).
+    """
+    from vidprep.engine.applicable import record_applied
     from vidprep.media.ffmpeg import require_ffmpeg
-    from vidprep.normalize_setup import resolve_stats_from
+    from vidprep.engine.normalize_setup import resolve_stats_from
 
     started = time.monotonic()
     out = Path(out_dir).absolute()
@@ -131,13 +127,16 @@ def run(
     job = Job(config, str(out), labels, record)
     check_run_device(config, options.executor, options.ray_address)
     check_overwrite(options.overwrite, options.num_shards)
-    units = select_units(partition(listed.videos, config.videos_per_shard), options.shard_index, options.num_shards)
-    fmt = config.split.format if config.features is None else "h5"
+    all_units = partition(listed.videos, config.videos_per_shard)
+    units = select_units(all_units, options.shard_index, options.num_shards)
+    if on_plan is not None:
+        on_plan(units)
+    fmt = output_format(config)
     executor, executor_name = _executor(config, options, _task_count(units, out, fmt, options.overwrite, shard_inputs))
     job = _check_stage_setup(job, executor_name)
     prepare_output(out, record, options.overwrite)
     summary = RunSummary(str(out), executor_name, videos_failed=len(listed.problems))
-    total_units = len(partition(listed.videos, config.videos_per_shard))
+    total_units = len(all_units)
     # outputs numbered past the video units are input shards' outputs when shards are given too, not removed units
     no_shard_inputs = isinstance(shard_inputs, (list, tuple)) and not shard_inputs
     todo = pending_units(out, fmt, units, total_units=total_units if no_shard_inputs else 0,
@@ -145,7 +144,7 @@ def run(
     _record_input_problems(out, listed, options)
     summary.skipped_units = len(units) - len(todo)
     tasks = itertools.chain(
-        ((u, job, str(unit_output_path(out, fmt, u.index))) for u in todo),
+        ((u, job, str(kind_for(fmt).unit_path(out, u.index))) for u in todo),
         _shard_tasks(shard_inputs, job, out, fmt, summary, video_units=total_units if listed.videos else 0,
                      options=options),
     )
@@ -153,8 +152,8 @@ def run(
         _publish(out, result, record, summary, on_shard)
         if on_unit is not None:
             on_unit(result)
-    _finish(out, config, fmt, summary, len(partition(listed.videos, config.videos_per_shard)) or None)
-    mine = {item.video_id for unit in units for item in unit.items}
+    _finish(out, config, fmt, summary, total_units or None)
+    mine = {item.video_id for unit in units for item in unit.items if not isinstance(item, str)}
     summary.failed_earlier = max(0, sum(1 for e in summary.errors if e.get("video_id") in mine) - summary.videos_failed)
     summary.seconds = time.monotonic() - started
     return summary
@@ -198,7 +197,7 @@ def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: R
             raise UsageError(f"two input shards would both be written to {target_name}; give them separate runs",
                              path=path)
         seen.add(target_name)
-        target = unit_output_path(out, fmt, target_name)
+        target = kind_for(fmt).unit_path(out, target_name)
         if target.exists():
             summary.skipped_units += 1
             continue
@@ -222,7 +221,7 @@ def _task_count(units: list[WorkUnit], out: Path, fmt: str, overwrite: bool, sha
     stream in (stdin). Only sizes the executor: which units really run is decided after the output is prepared."""
     if not isinstance(shard_inputs, (list, tuple)):
         return None
-    todo = [u for u in units if overwrite or not unit_output_path(out, fmt, u.index).exists()]
+    todo = [u for u in units if overwrite or not kind_for(fmt).unit_path(out, u.index).exists()]
     return len(todo) + len(shard_inputs)
 
 
@@ -239,8 +238,8 @@ def _executor(config: RunConfig, options: RunOptions, tasks: int | None) -> tupl
 
 def _preload(config: RunConfig) -> tuple[str, ...]:
     """Modules a pool worker would import for this config, loaded once in the process it is forked from."""
-    mods = ["numpy", "h5py", "vidprep.worker", "vidprep.media.decode", "vidprep.shards.writer"]
-    if config.enhance is not None or config.augment is not None or config.split.format != "h5":
+    mods = ["numpy", "h5py", "vidprep.engine.worker", "vidprep.media.decode", "vidprep.shards.writer"]
+    if config.enhance is not None or config.augment is not None or output_format(config) != "h5":
         mods += ["cv2"]
     if config.augment is not None:
         mods += ["vidprep.stages.augment"]
@@ -268,7 +267,7 @@ def _publish(out: Path, result: UnitResult, record: dict, summary: RunSummary, o
     for video in result.videos:
         if video.error:
             summary.videos_failed += 1
-            append_error(out, _error_record(video))
+            append_error(out, error_record(video))
         else:
             summary.videos_ok += 1
             summary.clips += video.clips
@@ -283,20 +282,13 @@ def _publish(out: Path, result: UnitResult, record: dict, summary: RunSummary, o
         on_shard(path)
 
 
-def _error_record(video: object) -> dict:
-    from vidprep.sinks import error_record
-
-    return error_record(video)
-
-
 def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expected_shards: int | None) -> None:
     """End-of-run work: feature normalization, index.jsonl for file outputs, compact errors."""
     from vidprep.shards.manifest import compact_errors
 
     if config.features is not None and (config.features.normalize != "none" or config.features.stats_from):
-        from vidprep.normalize_run import normalize_output
+        from vidprep.engine.normalize_pass import normalize_output
 
         normalize_output(out, config.features, expected_shards)
-    if fmt != "h5":
-        merge_index(out)
+    kind_for(fmt).finish(out)
     summary.errors = compact_errors(out)

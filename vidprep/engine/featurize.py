@@ -11,39 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vidprep.config import FeaturesConfig, RunConfig
-
-
-@dataclass
-class ClipRow:
-    """One output clip row: a range of a frame run plus where it came from (before features are attached)."""
-
-    frame_start: int
-    frame_stop: int
-    padded: int
-    start_s: float
-    end_s: float
-    clip_index: int
-    aug_index: int = 0
-    label: int = -1
-    aug_params: dict | None = None
-    features: np.ndarray | None = None
-
-
-def pad_rows(frames: np.ndarray, padded: int) -> np.ndarray:
-    """Repeat the last frame ``padded`` times (``--tail pad``)."""
-    if padded <= 0:
-        return frames
-    return np.concatenate([frames, np.repeat(frames[-1:], padded, axis=0)], axis=0)
-
-
-def pool(feats: np.ndarray, how: str) -> np.ndarray:
-    """Pool (T,D) per-frame features over time: mean, max, or none (keep (T,D))."""
-    if how == "mean":
-        return feats.mean(axis=0)
-    if how == "max":
-        return feats.max(axis=0)
-    return feats
+from vidprep.config import RunConfig
+from vidprep.stages.features import pool_frames
+from vidprep.types import ClipRow
+from vidprep.types import pad_tail as pad_rows
 
 
 @dataclass
@@ -74,7 +45,7 @@ def clip_features_2d(per_frame: np.ndarray, rows: list[ClipRow], run_offset: int
     """Attach pooled 2D features to clip rows whose frames are rows of ``per_frame`` (offset by the run start)."""
     for row in rows:
         feats = per_frame[row.frame_start - run_offset : row.frame_stop - run_offset]
-        row.features = pool(pad_rows(feats, row.padded), how).astype(np.float32)
+        row.features = pool_frames(pad_rows(feats, row.padded), how).astype(np.float32)
 
 
 def clip_features_3d(
@@ -99,11 +70,6 @@ def fit_length(frames: np.ndarray, length: int) -> np.ndarray:
         return frames
     idx = np.minimum((np.arange(length) * len(frames)) // length, len(frames) - 1)
     return frames[idx]
-
-
-def batch_size_for(cfg: FeaturesConfig, default: int) -> int:
-    """The configured batch size, or the model's default."""
-    return cfg.batch_size or default
 
 
 def row_kwargs(row: ClipRow) -> dict:
