@@ -203,3 +203,19 @@ def test_mixed_sizes_error_names_shapes_and_fix(mixed: Path) -> None:
     same = checked_collate([(torch.zeros(2, 3, 4, 4), 0), (torch.zeros(2, 3, 4, 4), 1)])
     assert same[0].shape == (2, 2, 3, 4, 4)
     assert len(ShardSet(mixed)) == 4
+
+
+def test_rows_restrict_every_epoch_to_a_split(shards: Path) -> None:
+    full = ShardSet(shards)
+    keep = [i for i in range(len(full)) if full[i]["video_id"] != "c.mp4"]  # hold out one whole video
+    want = sorted(k for k in ALL if not k.startswith("c.mp4"))
+    for epoch in range(2):
+        seen = []
+        for rank in range(2):
+            ds = ShardIterableDataset(shards, rows=keep, rank=rank, world_size=2, even_split="pad", sample=clip_key)
+            ds.set_epoch(epoch)
+            assert len(ds) == 9
+            seen += keys_of(ds.loader(batch_size=2, num_workers=0))
+        assert len(seen) == 18 and sorted(set(seen)) == want
+    with pytest.raises(ValueError, match="rows"):
+        ShardIterableDataset(shards, rows=[len(full)])

@@ -83,6 +83,8 @@ class ShardIterableDataset(IterableDataset):
         transform: applied to the clip tensor (T,C,H,W) uint8 or the features tensor.
         sample: builds the sample from a `ShardSet` item dict instead (e.g. to return video ids); ``transform``
             is then not applied.
+        rows: read only these global rows (numbered shard after shard, as in `ShardSet`), e.g. a training split
+            that holds out whole videos; each epoch's order is the full order restricted to them.
 
     The epoch and the resume point live in a small shared-memory tensor made at construction: a DataLoader's
     workers get this same memory (under fork, spawn and forkserver), so `set_epoch` and `load_state_dict` reach
@@ -92,7 +94,8 @@ class ShardIterableDataset(IterableDataset):
     def __init__(self, path: Paths, *, shuffle: bool = True, shuffle_buffer: int = 1000, seed: int = 0,
                  batch_size: int = 1, rank: int | None = None, world_size: int | None = None,
                  even_split: EvenSplit = None, transform: Callable[[torch.Tensor], Any] | None = None,
-                 normalization: Transform | None = None, sample: Callable[[dict[str, Any]], Any] | None = None) -> None:
+                 normalization: Transform | None = None, sample: Callable[[dict[str, Any]], Any] | None = None,
+                 rows: Iterable[int] | None = None) -> None:
         if even_split not in EVEN_MODES:
             raise ValueError(f"even_split must be one of {EVEN_MODES}, got {even_split!r}")
         self.shards = ShardSet(path, normalization=normalization)
@@ -101,6 +104,9 @@ class ShardIterableDataset(IterableDataset):
         self.rank, self.world_size = dist_rank_world(rank, world_size)
         self.even_split = even_split
         self.transform, self.sample = transform, sample
+        self.rows = None if rows is None else np.unique(np.fromiter(rows, dtype=np.int64))
+        if self.rows is not None and len(self.rows) and not 0 <= self.rows[0] <= self.rows[-1] < len(self.shards):
+            raise ValueError(f"rows must be in [0, {len(self.shards)})")
         self._shared = torch.tensor([0, -1, 0, 0, 0], dtype=torch.int64).share_memory_()
 
     @property
@@ -116,7 +122,8 @@ class ShardIterableDataset(IterableDataset):
 
     def __len__(self) -> int:
         """Rows this rank reads per epoch (all its workers together)."""
-        return rank_count(len(self.shards), self.rank, self.world_size, self.even_split)
+        total = len(self.shards) if self.rows is None else len(self.rows)
+        return rank_count(total, self.rank, self.world_size, self.even_split)
 
     def state_dict(self, samples_consumed: int | None = None) -> dict[str, Any]:
         """The resume position: epoch and samples of this epoch consumed by this rank (plus what must not change).
@@ -161,6 +168,8 @@ class ShardIterableDataset(IterableDataset):
         skip = int(self._shared[_RESUME_SKIP]) if int(self._shared[_RESUME_EPOCH]) == epoch else 0
         order = epoch_order(self.shards.shard_sizes, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
                             shuffle_buffer=self.shuffle_buffer)
+        if self.rows is not None:
+            order = order[np.isin(order, self.rows)]
         positions = rank_positions(len(order), self.rank, self.world_size, self.even_split)
         mine = worker_positions(len(positions), skip, worker, num_workers, self.batch_size)
         log.debug("rank %d/%d worker %d/%d epoch %d: %d rows from position %d", self.rank, self.world_size,
