@@ -219,3 +219,14 @@ def test_rows_restrict_every_epoch_to_a_split(shards: Path) -> None:
         assert len(seen) == 18 and sorted(set(seen)) == want
     with pytest.raises(ValueError, match="rows"):
         ShardIterableDataset(shards, rows=[len(full)])
+
+
+def test_set_epoch_reaches_persistent_spawn_workers(shards: Path) -> None:
+    """The shared epoch also reaches workers started with spawn (the dataset is pickled to them)."""
+    ds = ShardIterableDataset(shards, seed=4, sample=clip_key)
+    loader = ds.loader(batch_size=3, num_workers=2, persistent_workers=True, multiprocessing_context="spawn")
+    for epoch in (0, 1, 5):
+        ds.set_epoch(epoch)
+        plain = ShardIterableDataset(shards, seed=4, sample=clip_key)
+        plain.set_epoch(epoch)
+        assert keys_of(loader) == list(plain), epoch
