@@ -89,11 +89,13 @@ def rank_main(rank: int, args: argparse.Namespace, split: dict, init: str, log_p
     train = ShardIterableDataset(args.shard_dir, rows=split["train"], seed=args.seed, even_split="pad",
                                  transform=transform)
     per_rank = max(1, args.batch_size // args.nproc)
+    # Ranks started by spawn inherit the spawn start method; forking DataLoader workers spares each a fresh torch import.
+    context = "fork" if args.workers > 0 and sys.platform == "linux" else None
     train_loader = train.loader(batch_size=per_rank, num_workers=args.workers,
-                                persistent_workers=args.workers > 0)
+                                persistent_workers=args.workers > 0, multiprocessing_context=context)
     held = Subset(ShardDataset(args.shard_dir, transform=transform), split["val"])
     val_loader = DataLoader(held, batch_size=per_rank, sampler=DistributedSampler(held, shuffle=False),
-                            num_workers=args.workers)
+                            num_workers=args.workers, multiprocessing_context=context)
     model = DistributedDataParallel(single.ClipCNN(split["classes"], args.width))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     lines = []

@@ -18,6 +18,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from vidprep.shards.torch import ShardDataset, ShardIterableDataset
 
+# A spawned rank inherits the spawn start method, so its DataLoader workers would each import torch again (many
+# seconds on a busy machine); fork them instead (the spawn case has its own test in test_ddp_readers.py).
+FORK = "fork"
+
 
 def clip_key(item: dict[str, Any]) -> str:
     """A sample that names its clip: ``<video_id>#<clip_index>``."""
@@ -34,7 +38,7 @@ def even_epoch(shards: str, mode: str) -> list[str]:
     would leave the other waiting forever; the group timeout turns that into an error)."""
     ds = ShardIterableDataset(shards, seed=5, batch_size=2, even_split=mode, sample=clip_key)
     seen: list[str] = []
-    for batch in ds.loader(batch_size=2, num_workers=2):
+    for batch in ds.loader(batch_size=2, num_workers=2, multiprocessing_context=FORK):
         dist.all_reduce(torch.ones(1))
         seen.extend(batch)
     return seen
@@ -47,7 +51,7 @@ def rank_main(rank: int, shards: str, out: str, init: str) -> None:
     torch.set_num_threads(1)
     result: dict[str, Any] = {"rank": rank, "world": dist.get_world_size()}
     ds = ShardIterableDataset(shards, seed=3, shuffle_buffer=4, sample=clip_key)
-    loader = ds.loader(batch_size=2, num_workers=2, persistent_workers=True)
+    loader = ds.loader(batch_size=2, num_workers=2, persistent_workers=True, multiprocessing_context=FORK)
     epochs = []
     for epoch in range(3):
         ds.set_epoch(epoch)
@@ -55,7 +59,7 @@ def rank_main(rank: int, shards: str, out: str, init: str) -> None:
     result["epochs"] = epochs
     result["len"] = len(ds)
     again = ShardIterableDataset(shards, seed=3, shuffle_buffer=4, sample=clip_key)
-    result["again_epoch0"] = keys_of(again.loader(batch_size=2, num_workers=2))
+    result["again_epoch0"] = keys_of(again.loader(batch_size=2, num_workers=2, multiprocessing_context=FORK))
     result["drop"] = even_epoch(shards, "drop")
     result["pad"] = even_epoch(shards, "pad")
     mapped = ShardDataset(shards)

@@ -1,4 +1,4 @@
-"""PyTorch datasets over vidprep shards; the only module of vidprep.shards that imports torch.
+"""PyTorch datasets over vidprep shards (with collate.py, the only modules of vidprep.shards that import torch).
 
 `ShardDataset` is map-style (random access, any sampler, e.g. ``DistributedSampler``); `ShardIterableDataset`
 streams an epoch's rows in a seeded order split across distributed ranks and DataLoader workers, with per-epoch
