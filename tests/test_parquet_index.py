@@ -164,3 +164,18 @@ def test_videofolder_loads_with_datasets_and_matches_the_shards(mp4_and_h5: tupl
         frames = row["video"].get_frames_in_range(0, 10).data.permute(0, 2, 3, 1).numpy()  # (T,H,W,3) uint8
         assert frames.shape == rgb[a:a + 10].shape
         assert frame_numbers(frames) == frame_numbers(rgb[a:a + 10]) == list(range(a, a + 10))
+
+
+def test_an_index_that_cannot_be_written_is_a_warning(runs: dict[str, Path], tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """The run's shards are complete without the index: an unreadable shard at finish time is a warning."""
+    from vidprep.shards.indexes import finish_indexes
+
+    out = tmp_path / "bad"
+    shutil.copytree(runs["serial"], out)
+    (out / "index.parquet").unlink()
+    shard_paths(out)[-1].write_bytes(b"not hdf5")
+    with caplog.at_level("WARNING", logger="vidprep.shards.indexes"):
+        finish_indexes(out, "h5")
+    assert not (out / "index.parquet").exists()
+    assert "index.parquet not written" in caplog.text and "re-running" in caplog.text

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vidprep.errors import DependencyError
+from vidprep.errors import DependencyError, ShardError
 
 log = logging.getLogger("vidprep.shards.indexes")
 
@@ -19,15 +19,17 @@ INDEX_FILES = ("index.parquet", "metadata.jsonl")
 def finish_indexes(out_dir: str | Path, fmt: str) -> None:
     """Write index.parquet (shards, or index.jsonl of image/mp4 outputs) and, for ``fmt == "mp4"``, metadata.jsonl.
 
-    A missing pyarrow is one warning, not a failed run: the shards are complete without the index.
+    An index that cannot be written (no pyarrow, a full disk, an unreadable shard) is one warning, not a failed run:
+    the shards and clip files are complete without it; re-running the command (a resume with nothing left to do) or
+    `vidprep shards ls --parquet OUT` writes it later.
     """
     from vidprep.shards.parquet_index import write_index
+    from vidprep.shards.videofolder import write_metadata
 
-    if fmt == "mp4":
-        from vidprep.shards.videofolder import write_metadata
-
-        write_metadata(out_dir)
-    try:
-        write_index(out_dir)
-    except DependencyError as err:
-        log.warning("no %s: %s", Path(out_dir) / "index.parquet", err)
+    writers = ([("metadata.jsonl", write_metadata)] if fmt == "mp4" else []) + [("index.parquet", write_index)]
+    for name, write in writers:
+        try:
+            write(out_dir)
+        except (DependencyError, ShardError, OSError, KeyError, ValueError) as err:
+            log.warning("%s: %s not written (%s: %s); re-running the same command writes it", out_dir, name,
+                        type(err).__name__, err)
