@@ -102,9 +102,9 @@ def _name(names: list[str], label: int) -> str | None:
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Join per-shard columns; an optional column missing from a shard is null (NaN / -1 dup group) there."""
-    keys = list(parts[0])
-    for part in parts[1:]:
-        keys += [k for k in part if k not in keys]
+    optional = {k for part in parts for k in part if k.startswith("quality_") or k == "dup_group"}
+    keys = [k for k in parts[0] if k not in optional]  # fixed order: base, quality_* by name, dup_group
+    keys += sorted(k for k in optional if k != "dup_group") + (["dup_group"] if "dup_group" in optional else [])
     out = {}
     for key in keys:
         out[key] = np.concatenate([p[key] if key in p else _missing(key, len(p["row"])) for p in parts])
