@@ -155,10 +155,12 @@ class ShardIterableDataset(IterableDataset):
         self._shared[_EPOCH], self._shared[_RESUME_EPOCH] = epoch, epoch
         self._shared[_RESUME_SKIP], self._shared[_POSITION] = skip, skip
 
-    def loader(self, batch_size: int = 1, **kwargs: Any) -> DataLoader:
+    def loader(self, batch_size: int | None = 1, **kwargs: Any) -> DataLoader:
         """A DataLoader over this dataset with the same ``batch_size`` as the plan and `checked_collate`
-        (pass ``collate_fn=pad_collate`` for clips of different sizes)."""
-        self.batch_size = batch_size
+        (pass ``collate_fn=pad_collate`` for clips of different sizes; ``batch_size=None`` yields single samples)."""
+        self.batch_size = batch_size or 1
+        if batch_size is None:
+            return DataLoader(self, batch_size=None, **kwargs)
         kwargs.setdefault("collate_fn", checked_collate)
         return DataLoader(self, batch_size=batch_size, **kwargs)
 
