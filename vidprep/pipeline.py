@@ -97,10 +97,11 @@ def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
 def clear_output(out_dir: Path) -> None:
     """Remove what an earlier run wrote (shards, index parts, manifest, errors), for --overwrite."""
     from vidprep.shards.format import find_shards
+    from vidprep.shards.indexes import INDEX_FILES
 
     for path in find_shards(out_dir) if any(out_dir.glob("shard-*.h5")) else []:
         path.unlink()
-    for name in ("manifest.json", "errors.jsonl", "index.jsonl", "normalization.h5"):
+    for name in ("manifest.json", "errors.jsonl", "index.jsonl", "normalization.h5", *INDEX_FILES):
         (out_dir / name).unlink(missing_ok=True)
     for part in (out_dir / PARTS_DIR).glob("*") if (out_dir / PARTS_DIR).is_dir() else []:
         part.unlink()
@@ -290,7 +291,9 @@ def _error_record(video: object) -> dict:
 
 
 def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expected_shards: int | None) -> None:
-    """End-of-run work: feature normalization, index.jsonl for file outputs, compact errors."""
+    """End-of-run work: feature normalization, index.jsonl for file outputs, index.parquet (and metadata.jsonl for
+    mp4), compact errors."""
+    from vidprep.shards.indexes import finish_indexes
     from vidprep.shards.manifest import compact_errors
 
     if config.features is not None and (config.features.normalize != "none" or config.features.stats_from):
@@ -299,4 +302,5 @@ def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expecte
         normalize_output(out, config.features, expected_shards)
     if fmt != "h5":
         merge_index(out)
+    finish_indexes(out, fmt)
     summary.errors = compact_errors(out)

@@ -36,7 +36,7 @@ def open_sink(job: object, path: Path, class_names: list[str], stages: dict) -> 
     fmt = job.config.split.format
     if fmt == "h5" or job.kind == "features":
         return ShardSink(job, path, class_names, stages)
-    return FileSink(job, path)
+    return FileSink(job, path, class_names)
 
 
 def error_record(result: VideoResult) -> dict:
@@ -98,8 +98,9 @@ class FileSink:
 
     keeps_frames = True
 
-    def __init__(self, job: object, part_path: Path) -> None:
+    def __init__(self, job: object, part_path: Path, class_names: list[str] | None = None) -> None:
         self.out_dir = Path(job.out_dir)
+        self.class_names = list(class_names or [])
         self.fmt = job.config.split.format
         self.quality = job.config.split.jpeg_quality
         self.part_path = part_path
@@ -169,6 +170,7 @@ class FileSink:
             "clip_index": int(row["clip_index"]),
             "aug_index": int(row["aug_index"]),
             "label": int(row["label"]),
+            "label_name": self.class_names[int(row["label"])] if 0 <= int(row["label"]) < len(self.class_names) else None,
             "start_s": float(row["start_s"]),
             "end_s": float(row["end_s"]),
             "padded": int(row["padded"]),
