@@ -167,9 +167,10 @@ def _check_stage_setup(job: Job, executor: str) -> Job:
         return job
     if feats is None:
         return job
-    from vidprep.stages.models import get_spec, resolve_weights, verify_weights
+    from vidprep.stages.models import get_backend
 
-    return replace(job, weights_proof=verify_weights(resolve_weights(get_spec(feats.model), feats.weights)))
+    backend = get_backend(feats.model)
+    return replace(job, weights_proof=backend.verify(backend.resolve_weights(feats.weights)))
 
 
 def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary) -> Iterator[tuple]:
