@@ -161,6 +161,9 @@ def _check_stage_setup(job: Job, executor: str) -> Job:
     feats = job.config.features
     if feats is not None and feats.stats_from and not Path(feats.stats_from).is_file():
         raise UsageError("--stats-from: normalization file not found", path=feats.stats_from)
+    from vidprep.stages.zero_shot import check_text_labels
+
+    check_text_labels(feats)
     if executor == "serial":
         if feats is not None or job.config.augment is not None:
             context_for(job)

@@ -88,6 +88,8 @@ def ls_cmd(
     paths: PATHS,
     clips: Annotated[bool, typer.Option("--clips", help="One line per clip instead of per video.")] = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")] = False,
+    top_labels: Annotated[int, typer.Option("--top-labels", help="With zero-shot scores (features --text-labels): "
+                                                                 "the K best labels per clip (implies --clips).")] = 0,
 ) -> None:
     """List videos (or clips) with counts and times.
 
@@ -96,11 +98,16 @@ def ls_cmd(
       vidprep shards ls frames/
 
       vidprep shards ls frames/ --clips --jsonl | head
+
+      vidprep shards ls clipfeats/ --top-labels 3
     """
+    from vidprep.errors import UsageError
     from vidprep.shards.inspect import ls
 
     setup_logging()
-    for row in ls(paths, clips=clips):
+    if top_labels < 0:
+        raise UsageError("--top-labels must be >= 0")
+    for row in ls(paths, clips=clips or top_labels > 0, top_labels=top_labels):
         if jsonl:
             emit_json(row)
         else:
@@ -108,4 +115,6 @@ def ls_cmd(
 
 
 def _cell(v: Any) -> str:
+    if isinstance(v, list) and all(isinstance(x, list) and len(x) == 2 for x in v):  # top labels: label:score
+        return ",".join(f"{label}:{score:.3f}" for label, score in v)
     return f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -11,8 +11,9 @@ Where the architecture comes from, never the hub unasked:
 
 Features: DINOv2 and SigLIP the pooled output (DINOv2: the layer-normed CLS token; SigLIP: its attention-pooling
 head), CLIP the projected image embedding, ViT the CLS token, VideoMAE the mean of its last hidden states over all
-tokens of a 16-frame clip. Weights keys are matched as-is or without the model's base prefix (``videomae.``);
-keys of other towers and heads are ignored, every key of the tower must be present. No remote code is ever run.
+tokens of a 16-frame clip. Weights files are read by vidprep (safetensors or ``torch.load(weights_only=True)``) and
+handed to transformers' loader, which maps checkpoint keys (renames, base prefixes such as ``videomae.``); keys of
+other towers and heads are ignored, every key of the tower must be present. No remote code is ever run.
 """
 
 from __future__ import annotations
@@ -154,9 +155,10 @@ class HFBackend(Backend):
             info.update(more, sha256=w.file_digest(path, proof))
             state = w.read_state_dict(path)
         cls = getattr(transformers, self.cls_name)
-        model = seeded(seed, lambda: cls(self.tower_config))
-        if state is not None:
-            _load(model, state, where=info.get("file", choice.id), name=self.name)
+        if state is None:
+            model = seeded(seed, lambda: cls(self.tower_config))
+        else:
+            model = _load(cls, self.tower_config, state, where=info.get("file", choice.id), name=self.name)
         return HFFeatures(model.eval(), self.output, self.kind == "3d").eval(), info
 
 
@@ -247,13 +249,28 @@ def _weights_in(directory: Path, what: str) -> Path:
                        "add one, or use --weights none for random weights", path=str(directory))
 
 
-def _load(model: Any, state: dict[str, Any], *, where: str, name: str) -> None:
-    """Load the tower's keys from ``state`` (as-is, or without the base prefix); other towers' keys are ignored."""
-    own = set(model.state_dict())
-    prefix = f"{getattr(model, 'base_model_prefix', '')}."
-    stripped = {k.removeprefix(prefix): v for k, v in state.items()}
-    best = max((state, stripped), key=lambda s: len(own & set(s)))
-    ignored = [k for k in best if k not in own]
-    if ignored:
-        log.info("%s: ignoring %d keys of other towers/heads (e.g. %s)", where, len(ignored), w.few(ignored))
-    w.load_matching(model, {k: v for k, v in best.items() if k in own}, where=where, name=name)
+def _load(cls: Any, config: Any, state: dict[str, Any], *, where: str, name: str) -> Any:
+    """The tower built by transformers' own loader from ``state`` (already read without running code).
+
+    transformers renames and merges checkpoint keys per model (its conversion mapping, base-model prefixes such as
+    ``videomae.``), so loading goes through ``from_pretrained(None, state_dict=...)``; keys of other towers and
+    heads are ignored, a missing or mis-shaped key of the tower is a WeightsError.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report goes to stderr; vidprep reports problems itself
+    hf_logging.disable_progress_bar()
+    try:
+        model, report = cls.from_pretrained(None, config=config, state_dict=state, output_loading_info=True)
+    except Exception as err:  # shape errors and the like surface as RuntimeError/ValueError
+        raise WeightsError(f"does not match {name}: {' '.join(str(err).split())[:300]}", path=where) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    problems = [f"{len(report[k])} {what} keys ({w.few(sorted(map(str, report[k])))})"
+                for k, what in (("missing_keys", "missing"), ("mismatched_keys", "mis-shaped")) if report.get(k)]
+    if problems:
+        raise WeightsError(f"does not match {name}: {'; '.join(problems)}", path=where)
+    if report.get("unexpected_keys"):
+        log.info("%s: ignored %d keys of other towers/heads", where, len(report["unexpected_keys"]))
+    return model

@@ -134,7 +134,11 @@ class OpenClipBackend(Backend):
         if choice.source == "hub":
             quick = bool(open_clip.get_pretrained_cfg(self.ref, choice.extra["tag"]).get("quick_gelu"))
         name = f"local-dir:{self.local}" if self.local is not None else self.ref
-        return open_clip.create_model(name, pretrained=None, load_weights=False, force_quick_gelu=quick)
+        logging.disable(logging.WARNING)  # open_clip warns on the root logger that no weights were loaded: we load them
+        try:
+            return open_clip.create_model(name, pretrained=None, load_weights=False, force_quick_gelu=quick)
+        finally:
+            logging.disable(logging.NOTSET)
 
     def build(self, choice: WeightsChoice, *, seed: int = 0, proof: Any = None) -> tuple[Any, dict[str, Any]]:
         info: dict[str, Any] = {"weights": choice.id, "source": choice.source}
