@@ -223,3 +223,13 @@ def test_weights_that_run_code_are_refused_unrun(videos: list[Path], models_dir:
         assert result.exit_code == 2 and "refused" in result.output and str(evil) in result.output, result.output
         assert not marker.exists()
     assert not os.path.exists(tmp_path / "o" / "shard-00000.h5")
+
+
+def test_process_executor_gives_the_serial_features(videos: list[Path], models_dir: Path, tmp_path: Path) -> None:
+    model = f"hf:{tm.hf_dir(models_dir, 'dinov2')}"
+    common = ["--model", model, "--fps", "4", "--size", "40", "--videos-per-shard", "1"]
+    serial = cli("features", *map(str, videos), "-o", str(tmp_path / "s"), *common, "--executor", "serial")
+    pooled = cli("features", *map(str, videos), "-o", str(tmp_path / "p"), *common, "--executor", "process",
+                 "--workers", "2")
+    assert serial.exit_code == 0 and pooled.exit_code == 0, serial.output + pooled.output
+    np.testing.assert_allclose(features(tmp_path / "p"), features(tmp_path / "s"), rtol=1e-5, atol=1e-6)
