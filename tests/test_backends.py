@@ -104,7 +104,7 @@ def test_family_end_to_end_shapes_identity_determinism_resume(videos: list[Path]
     if kind == "open_clip":  # image-text: l2 by default
         assert config_json(out)["features"]["normalize"] == "l2"
         np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
-    if kind == "hf-videomae" or kind == "videomae":
+    if kind == "videomae":
         assert config_json(out)["split"]["clip_frames"] == 4
 
 

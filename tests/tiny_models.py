@@ -58,7 +58,8 @@ def hf_dir(root: Path, kind: str, *, seed: int = 0, weights: bool = True) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     if weights:
         hf_model(kind, seed).save_pretrained(out)  # config.json + model.safetensors
-    (out / "config.json").write_text(json.dumps(config)) if not weights else None
+    else:
+        (out / "config.json").write_text(json.dumps(config))
     (out / "preprocessor_config.json").write_text(json.dumps(pre))
     return out
 

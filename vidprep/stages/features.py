@@ -1,7 +1,7 @@
 """Batched CNN feature extraction over uint8 RGB frames and clips (pure: numpy in, numpy out).
 
-A :class:`FeatureExtractor` loads one model of any family (a backend of :mod:`vidprep.stages.models`) once and runs it in batches
-under ``torch.inference_mode()`` with the device, precision, memory format and thread count chosen by
+A :class:`FeatureExtractor` loads one model of any family (a backend of :mod:`vidprep.stages.models`) once and
+runs it in batches under ``torch.inference_mode()`` with the device, precision, memory format and thread count chosen by
 :mod:`vidprep.stages.runtime`.
 
 Preprocessing is the backend's :class:`InputSpec` (for torchvision the chosen weights' ``weights.transforms()``;

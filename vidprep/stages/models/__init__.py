@@ -2,10 +2,10 @@
 
 ``--model`` names a model as ``family:name``; a name without a prefix is a torchvision registry model (as before):
 
-- ``resnet18``, ``r2plus1d_18``, ... torchvision (built in; :mod:`.torchvision`)
-- ``open_clip:ViT-B-32``, ``open_clip:/dir`` open-clip-torch image tower, image-text (``vidprep[clip]``)
-- ``hf:facebook/dinov2-small``, ``hf:/dir`` transformers DINOv2 / CLIP / SigLIP vision towers, VideoMAE (``vidprep[hf]``)
-- ``timm:resnet50``                        any timm image backbone, pooled pre-logits features (``vidprep[timm]``)
+- ``resnet18``, ``r2plus1d_18``, ...: torchvision (built in; :mod:`.torchvision`)
+- ``open_clip:ViT-B-32``, ``open_clip:/dir``: open-clip-torch image tower, image-text (``vidprep[clip]``)
+- ``hf:facebook/dinov2-small``, ``hf:/dir``: DINOv2 / CLIP / SigLIP vision towers, VideoMAE (``vidprep[hf]``)
+- ``timm:resnet50``: any timm image backbone, pooled pre-logits features (``vidprep[timm]``)
 
 A family whose library is missing is a usage error naming the install command. Weights follow one policy for every
 family (:mod:`.weights`). The names below stay importable from here for the rest of vidprep and its tests.
