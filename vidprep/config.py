@@ -259,6 +259,15 @@ class FeaturesConfig(_Model):
     quantize: Literal["none", "uint8"] = "none"
     stats_from: str | None = None
     dtype: Literal["float32", "float16"] = "float32"
+    text_labels: str | None = None
+    text_template: str | None = None
+
+    @field_validator("text_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None and v.count("{}") != 1:
+            raise ValueError(f"must hold one '{{}}' where the label goes (e.g. 'a photo of {{}}'), got {v!r}")
+        return v
 
     @field_validator("batch_size", "pca_dim")
     @classmethod
@@ -273,6 +282,8 @@ class FeaturesConfig(_Model):
             raise ValueError("--pca-dim/--whiten need --normalize pca")
         if self.quantize == "uint8" and self.normalize != "pca":
             raise ValueError("--quantize uint8 needs --normalize pca (as published frame-feature datasets do)")
+        if self.text_template and not self.text_labels:
+            raise ValueError("--text-template needs --text-labels")
         return self
 
 

@@ -171,15 +171,19 @@ def _check_stage_setup(job: Job, executor: str) -> Job:
     feats = job.config.features
     if feats is not None and feats.stats_from and not Path(feats.stats_from).is_file():
         raise UsageError("--stats-from: normalization file not found", path=feats.stats_from)
+    from vidprep.stages.zero_shot import check_text_labels
+
+    check_text_labels(feats)
     if executor == "serial":
         if feats is not None or job.config.augment is not None:
             context_for(job)
         return job
     if feats is None:
         return job
-    from vidprep.stages.models import get_spec, resolve_weights, verify_weights
+    from vidprep.stages.models import get_backend
 
-    return replace(job, weights_proof=verify_weights(resolve_weights(get_spec(feats.model), feats.weights)))
+    backend = get_backend(feats.model)
+    return replace(job, weights_proof=backend.verify(backend.resolve_weights(feats.weights)))
 
 
 def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary, *, video_units: int,

@@ -73,6 +73,9 @@ class Context:
             share = threads.current()
             self.extractor = FeatureExtractor(cfg.features, seed=cfg.seed, threads=share.threads(),
                                               before_batch=share.apply, proof=job.weights_proof)
+        from vidprep.stages.zero_shot import zero_shot_for
+
+        self.zero_shot = zero_shot_for(self.extractor, cfg.features)
         if cfg.augment is not None:
             from vidprep.stages.augment import Augmenter
 
@@ -119,6 +122,8 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     ctx = context_for(job)
     results: list[VideoResult] = []
     with threads.current().unit(), open_sink(job, Path(shard_path), _class_names(unit, job), ctx.describe(job)) as sink:
+        if ctx.zero_shot is not None:
+            ctx.zero_shot.attach(sink)
         for item in unit.items:
             if isinstance(item, str):
                 results.extend(_run_input_shard(job, ctx, sink, item))

@@ -103,8 +103,8 @@ AUGMENT_OPTS = (
 )
 
 FEATURE_OPTS = (
-    _o("model", Optional[str], "--model", help="Model name (see --list-models).", panel=_FEAT),
-    _o("weights", Optional[str], "--weights", help="DEFAULT | a torchvision weights name | PATH to a state dict | none.", panel=_FEAT),
+    _o("model", Optional[str], "--model", help="resnet18 | open_clip:ARCH | hf:ID or DIR | timm:NAME (see --list-models).", panel=_FEAT),
+    _o("weights", Optional[str], "--weights", help="DEFAULT | a weights/tag name | PATH (file or model dir) | none.", panel=_FEAT),
     _o("pool", Optional[str], "--pool", help="2D models on clips: mean | max | none (keep T).", panel=_FEAT),
     _o("device", Optional[str], "--device", help="auto | cpu | cuda | mps.", panel=_FEAT),
     _o("batch_size", Optional[int], "--batch-size", help="Frames or clips per forward pass.", panel=_FEAT),
@@ -115,6 +115,8 @@ FEATURE_OPTS = (
     _o("quantize", Optional[str], "--quantize", help="none | uint8 (after PCA).", panel=_FEAT),
     _o("stats_from", Optional[str], "--stats-from", help="Apply normalization.h5 fitted by another run.", panel=_FEAT),
     _o("dtype", Optional[str], "--dtype", help="Stored feature dtype: float32 | float16.", panel=_FEAT),
+    _o("text_labels", Optional[str], "--text-labels", help="Zero-shot labels (image-text models): a file with one class prompt per line; scores go to /clips/text_scores.", panel=_FEAT),
+    _o("text_template", Optional[str], "--text-template", help="Prompt template for --text-labels, e.g. 'a photo of {}'.", panel=_FEAT),
 )
 
 PREVIEW_OPT = (

@@ -91,6 +91,8 @@ def ls_cmd(
     parquet: Annotated[bool, typer.Option(
         "--parquet", help="Write (or rewrite) OUT/index.parquet, one row per clip, for each output directory given; "
         "prints the paths written.")] = False,
+    top_labels: Annotated[int, typer.Option("--top-labels", help="With zero-shot scores (features --text-labels): "
+                                                                 "the K best labels per clip (implies --clips).")] = 0,
 ) -> None:
     """List videos (or clips) with counts and times, or write the Parquet clip index of existing outputs.
 
@@ -101,14 +103,19 @@ def ls_cmd(
       vidprep shards ls frames/ --clips --jsonl | head
 
       vidprep shards ls --parquet frames/
+
+      vidprep shards ls clipfeats/ --top-labels 3
     """
+    from vidprep.errors import UsageError
     from vidprep.shards.inspect import ls
 
     setup_logging()
     if parquet:
-        _write_parquet(paths, clips or jsonl)
+        _write_parquet(paths, clips or jsonl or top_labels > 0)
         return
-    for row in ls(paths, clips=clips):
+    if top_labels < 0:
+        raise UsageError("--top-labels must be >= 0")
+    for row in ls(paths, clips=clips or top_labels > 0, top_labels=top_labels):
         if jsonl:
             emit_json(row)
         else:
@@ -135,4 +142,6 @@ def _write_parquet(paths: list[str], listing: bool) -> None:
 
 
 def _cell(v: Any) -> str:
+    if isinstance(v, list) and all(isinstance(x, list) and len(x) == 2 for x in v):  # top labels: label:score
+        return ",".join(f"{label}:{score:.3f}" for label, score in v)
     return f"{v:.3f}" if isinstance(v, float) else str(v)

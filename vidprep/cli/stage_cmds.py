@@ -30,6 +30,7 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
     """Merge the config file's tables (stages up to ``stage``) with the flags the user gave, then validate.
 
     Per-model split defaults are for videos: with only shard inputs (frames already sampled) none are added.
+    Image-text models default to ``--normalize l2`` either way.
     """
     tables = {k: dict(v) for k, v in (file_tables or {}).items()}
     upto = STAGES[: STAGES.index(stage) + 1]
@@ -40,22 +41,26 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
             tables.setdefault(name, {}).update(given)
     run_table = tables.setdefault("run", {})
     run_table.update({RUN_KEYS[k]: v for k, v in options.items() if k in RUN_KEYS and v is not None})
-    if "features" in tables and not shard_inputs:
-        _model_split_defaults(tables)
+    if "features" in tables:
+        _model_split_defaults(tables, sampling=not shard_inputs)
     return run_config_from(tables)
 
 
-def _model_split_defaults(tables: dict[str, dict]) -> None:
-    """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
-    from vidprep.stages.features import MODELS
+def _model_split_defaults(tables: dict[str, dict], *, sampling: bool = True) -> None:
+    """Per-model defaults when the user chose none: sampling (1 fps for 2D models, model-length clips for clip
+    models) and, for image-text models, l2 normalization (their embeddings are compared by cosine)."""
+    from vidprep.stages.models import get_backend
 
-    spec = MODELS.get(tables["features"].get("model", "resnet18"))
-    split = tables.setdefault("split", {})
-    if spec is None:
+    feats = tables["features"]
+    backend = get_backend(feats.get("model", "resnet18"))
+    if backend.image_text and not any(feats.get(k) for k in ("normalize", "stats_from")):
+        feats["normalize"] = "l2"
+    if not sampling:
         return
+    split = tables.setdefault("split", {})
     chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
     chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
-    for key, value in spec.default_split.items():
+    for key, value in backend.default_split.items():
         if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
             split.setdefault(key, value)
 
@@ -164,13 +169,18 @@ Examples:
 
   vidprep augment videos/ -o aug/ --fps 2 --random-resized-crop --crop 224 --keep-original --preview aug.png
 """,
-    "features": """CNN features from 2D image models (per frame, pooled) or 3D video models (per clip), normalized.
+    "features": """Features from image models (per frame, pooled) or video models (per clip), normalized: torchvision,
+open_clip (CLIP/SigLIP, zero-shot labels), Hugging Face (DINOv2, CLIP/SigLIP towers, VideoMAE) and timm.
 
 Examples:
 
   vidprep features videos/ -o feats/ --model resnet50 --fps 1 --normalize pca --pca-dim 256 --quantize uint8
 
   vidprep features videos/ -o feats/ --model r2plus1d_18 --clip-frames 16 --size 112 --weights ckpt.pt
+
+  vidprep features videos/ -o clip/ --model open_clip:ViT-B-32 --weights openai --text-labels labels.txt
+
+  vidprep features videos/ -o dino/ --model hf:facebook/dinov2-small --weights ./dinov2-small/
 
   vidprep features --list-models
 """,
@@ -192,9 +202,16 @@ def _make(stage: str) -> Any:
 
 
 def list_models() -> None:
-    """Print the feature model registry: name, kind, dim, default input."""
+    """Print the model families (what each needs, whether installed), then the torchvision registry."""
     from vidprep.stages.features import list_models as registry
+    from vidprep.stages.models import families
 
+    emit("family\tinstalled\tneeds\t--weights\texamples")
+    for fam in families():
+        emit("\t".join([fam["family"], "yes" if fam["installed"] else "no", fam["needs"], fam["weights"],
+                        fam["examples"]]))
+    emit("")
+    emit("torchvision model\tkind\tdim\tinput")
     for row in registry():
         emit("\t".join(str(row[k]) for k in ("name", "kind", "dim", "input")))
 
