@@ -1,0 +1,116 @@
+"""Scene detection for one decoded video: the detectors' decode branches, their per-frame arrays, and the cuts.
+
+The worker builds one :class:`SceneDetection` per video when ``--scenes`` is on, passes :meth:`branches` to the
+decode (so the detectors see every decoded frame, before sampling and enhancement) and, once the decode is done,
+stores :meth:`arrays` next to the frames and plans clips on :meth:`row_cuts`.
+
+Cuts are found on full-rate (every decoded frame) scores and expressed as decoded-frame ordinals; a scene then
+starts at the first *kept* frame at or after its cut (:func:`vidprep.stages.scenes.cuts_to_rows`), so
+``--scenes --fps 2`` gives the same scenes as ``--scenes`` up to that snapping.
+
+Detectors (``--scene-detector``):
+
+* ``adaptive`` (default): PySceneDetect's adaptive content detector (:mod:`vidprep.stages.scenes`), scores in
+  ``/frames/<v>/scene_score``.
+* ``transnetv2``: TransNetV2's per-frame transition probability (:mod:`vidprep.stages.transnet`) on 48x27
+  frames, stored in ``/frames/<v>/scene_prob``; every run of frames above ``--scene-prob-threshold`` is one
+  transition, and the scene boundary is the transition's middle (:func:`vidprep.stages.transnet.transitions_to_cuts`).
+* ``hybrid``: adaptive hard cuts plus TransNetV2's transitions (a TransNetV2 boundary within
+  :data:`MERGE_FRAMES` frames of an adaptive cut is the same boundary and is dropped), both arrays stored.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from vidprep.media.branches import Branch, branch_filters, stored_size
+from vidprep.types import VideoInfo
+
+log = logging.getLogger("vidprep.stages.scene_detect")
+
+DETECTORS = ("adaptive", "transnetv2", "hybrid")
+MERGE_FRAMES = 2
+"""Hybrid: a TransNetV2 boundary this close (decoded frames) to an adaptive cut is that cut."""
+
+
+class SceneDetection:
+    """The scene detectors of one video (see the module docstring)."""
+
+    def __init__(self, split: object, info: VideoInfo, transnet: object | None = None) -> None:
+        from vidprep.stages.scenes import SceneScorer
+
+        self.split, self.info = split, info
+        detector = getattr(split, "scene_detector", "adaptive")
+        self.scorer = SceneScorer() if detector in ("adaptive", "hybrid") else None
+        self.transnet = transnet if detector in ("transnetv2", "hybrid") else None
+        self._frames = None
+        self._prob: np.ndarray | None = None
+
+    def branches(self) -> list[Branch]:
+        """The decode branches the detectors read: full-size BGR for the scorer, 48x27 RGB for TransNetV2."""
+        out: list[Branch] = []
+        if self.scorer is not None:
+            w, h = stored_size(self.info)
+            out.append(Branch("scene_score", branch_filters(self.info, w, h, "bgr24"), (h, w, 3), self.scorer.push_bgr,
+                              self.scorer.reset))
+        if self.transnet is not None:
+            from vidprep.stages.transnet import INPUT_HEIGHT, INPUT_WIDTH, FrameCollector
+
+            self._frames = FrameCollector()
+            out.append(Branch("scene_prob", branch_filters(self.info, INPUT_WIDTH, INPUT_HEIGHT, "rgb24"),
+                              (INPUT_HEIGHT, INPUT_WIDTH, 3), self._frames.push, self._frames.reset))
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Per-decoded-frame arrays to store: ``scene_score`` and/or ``scene_prob`` (float32)."""
+        out: dict[str, np.ndarray] = {}
+        if self.scorer is not None:
+            out["scene_score"] = self.scorer.scores.astype(np.float32)
+        if self.transnet is not None:
+            out["scene_prob"] = self._probabilities().astype(np.float32)
+        return out
+
+    def _probabilities(self) -> np.ndarray:
+        if self._prob is None:
+            self._prob = self.transnet.predict(self._frames.frames())
+        return self._prob
+
+    def frame_cuts(self) -> list[int]:
+        """Decoded-frame ordinals where a new scene starts, by the configured detector."""
+        from vidprep.stages.scenes import find_cuts, min_scene_frames
+
+        split = self.split
+        hard: list[int] = []
+        if self.scorer is not None:
+            hard = find_cuts(self.scorer.scores, threshold=split.scene_threshold, window=split.scene_window,
+                             min_content=split.scene_min_content,
+                             min_frames=min_scene_frames(split.min_scene_seconds, self.info.avg_fps))
+        if self.transnet is None:
+            return hard
+        from vidprep.stages.transnet import transitions_to_cuts
+
+        soft = transitions_to_cuts(self._probabilities(), getattr(split, "scene_prob_threshold", 0.5))
+        if self.scorer is None:
+            return soft
+        extra = [c for c in soft if not hard or min(abs(c - h) for h in hard) > MERGE_FRAMES]
+        return sorted(set(hard) | set(extra))
+
+    def row_cuts(self, ordinals: np.ndarray) -> list[int]:
+        """Rows of the kept frames (decoded ordinals ``ordinals``) where a new scene starts."""
+        from vidprep.stages.scenes import cuts_to_rows
+
+        return cuts_to_rows(self.frame_cuts(), ordinals)
+
+
+def scene_detection(split: object, info: VideoInfo) -> SceneDetection | None:
+    """The video's SceneDetection when ``--scenes`` is on, else None."""
+    if not getattr(split, "scenes", False):
+        return None
+    transnet = None
+    if getattr(split, "scene_detector", "adaptive") in ("transnetv2", "hybrid"):
+        from vidprep.stages.transnet import shared_model
+
+        transnet = shared_model()
+    return SceneDetection(split, info, transnet)
