@@ -45,8 +45,7 @@ class SceneDetection:
         detector = getattr(split, "scene_detector", "adaptive")
         self.scorer = SceneScorer() if detector in ("adaptive", "hybrid") else None
         self.transnet = transnet if detector in ("transnetv2", "hybrid") else None
-        self._frames = None
-        self._prob: np.ndarray | None = None
+        self._runner = None
 
     def branches(self) -> list[Branch]:
         """The decode branches the detectors read: full-size BGR for the scorer, 48x27 RGB for TransNetV2."""
@@ -56,11 +55,11 @@ class SceneDetection:
             out.append(Branch("scene_score", branch_filters(self.info, w, h, "bgr24"), (h, w, 3), self.scorer.push_bgr,
                               self.scorer.reset))
         if self.transnet is not None:
-            from vidprep.stages.transnet import INPUT_HEIGHT, INPUT_WIDTH, FrameCollector
+            from vidprep.stages.transnet import INPUT_HEIGHT, INPUT_WIDTH, TransNetRunner
 
-            self._frames = FrameCollector()
+            self._runner = TransNetRunner(self.transnet)
             out.append(Branch("scene_prob", branch_filters(self.info, INPUT_WIDTH, INPUT_HEIGHT, "rgb24"),
-                              (INPUT_HEIGHT, INPUT_WIDTH, 3), self._frames.push, self._frames.reset))
+                              (INPUT_HEIGHT, INPUT_WIDTH, 3), self._runner.push, self._runner.reset))
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -73,9 +72,7 @@ class SceneDetection:
         return out
 
     def _probabilities(self) -> np.ndarray:
-        if self._prob is None:
-            self._prob = self.transnet.predict(self._frames.frames())
-        return self._prob
+        return self._runner.finish()
 
     def frame_cuts(self) -> list[int]:
         """Decoded-frame ordinals where a new scene starts, by the configured detector."""
@@ -102,6 +99,25 @@ class SceneDetection:
         from vidprep.stages.scenes import cuts_to_rows
 
         return cuts_to_rows(self.frame_cuts(), ordinals)
+
+
+def check_scene_options(split: object) -> None:
+    """Usage errors (exit 2, before decoding) for scene options that cannot take effect, and a missing extra."""
+    from vidprep.errors import UsageError
+
+    given = getattr(split, "model_fields_set", set())
+    detector = getattr(split, "scene_detector", "adaptive")
+    if not getattr(split, "scenes", False):
+        for key in ("scene_detector", "scene_prob_threshold"):
+            if key in given:
+                raise UsageError(f"--{key.replace('_', '-')} needs --scenes")
+        return
+    if "scene_prob_threshold" in given and detector == "adaptive":
+        raise UsageError("--scene-prob-threshold applies to --scene-detector transnetv2 or hybrid")
+    if detector in ("transnetv2", "hybrid"):
+        from vidprep.stages.transnet import require_weights
+
+        require_weights()
 
 
 def scene_detection(split: object, info: VideoInfo) -> SceneDetection | None:
