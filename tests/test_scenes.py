@@ -174,6 +174,29 @@ def test_windows_never_truncate_and_frame_zero_counts() -> None:
     assert ratio[3] == pytest.approx(30.0)
 
 
+@pytest.mark.parametrize("length", [1, 2, 3])
+def test_flash_filter_drops_flashes_but_keeps_real_cuts(length: int) -> None:
+    images = [checkerboard(i) for i in range(60)]
+    for i in range(30, 30 + length):
+        images[i] = np.full((H, W, 3), 255.0)  # a 1-3-frame white flash inside a moving shot
+    scorer = SceneScorer()
+    for f in render(images):
+        scorer.push(f)
+    s, flashes = scorer.scores, scorer.flash_mask()
+    assert find_cuts(s, min_frames=5) != []  # PySceneDetect's rule alone cuts on the flash
+    assert find_cuts(s, min_frames=5, flashes=flashes) == []
+    assert flashes.dtype == bool and flashes.shape == s.shape
+
+
+def test_flash_filter_keeps_real_cuts() -> None:
+    scorer = SceneScorer()
+    for f in shots((gradient, 30), (checkerboard, 30), (colour_blocks(), 30)):
+        scorer.push(f)
+    flashes = scorer.flash_mask()
+    assert not flashes[[30, 60]].any()
+    assert find_cuts(scorer.scores, flashes=flashes) == find_cuts(scorer.scores)
+
+
 def test_cuts_map_to_the_first_kept_frame_at_or_after_them() -> None:
     kept = np.array([0, 12, 24, 36, 48])  # decoded ordinals of the sampled rows
     assert cuts_to_rows([12, 30, 31, 47, 60], kept) == [1, 3, 4]  # 30 and 31 both land on row 3; 60 is past

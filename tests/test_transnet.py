@@ -127,3 +127,13 @@ def test_own_module_matches_the_packages_reference_implementation() -> None:
         theirs = reference.predict_frames(torch.from_numpy(frames), quiet=True)[0].numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     assert transitions_to_cuts(ours) == [30, 60]
+
+
+def test_hybrid_keeps_adaptive_cuts_and_adds_transitions_without_one() -> None:
+    from vidprep.stages.scene_detect import merge_cuts
+
+    runs = [(9, 9), (20, 24), (40, 52), (70, 71)]  # TransNetV2 transitions (inclusive frame runs)
+    hard = [10, 47, 90]  # adaptive cuts: 10 is the first run's cut, 47 lies inside the third run
+    assert merge_cuts(hard, runs, 100) == [10, 23, 47, 71, 90]
+    assert merge_cuts([], runs, 100) == [10, 23, 47, 71]
+    assert merge_cuts(hard, [], 100) == hard

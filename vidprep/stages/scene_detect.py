@@ -15,8 +15,9 @@ Detectors (``--scene-detector``):
 * ``transnetv2``: TransNetV2's per-frame transition probability (:mod:`vidprep.stages.transnet`) on 48x27
   frames, stored in ``/frames/<v>/scene_prob``; every run of frames above ``--scene-prob-threshold`` is one
   transition, and the scene boundary is the transition's middle (:func:`vidprep.stages.transnet.transitions_to_cuts`).
-* ``hybrid``: adaptive hard cuts plus TransNetV2's transitions (a TransNetV2 boundary within
-  :data:`MERGE_FRAMES` frames of an adaptive cut is the same boundary and is dropped), both arrays stored.
+* ``hybrid``: adaptive hard cuts plus TransNetV2's transitions: a TransNetV2 transition (run of frames above the
+  threshold) with an adaptive cut inside it, or within :data:`MERGE_FRAMES` frames of it, is that cut; the others
+  add their middle as a boundary. All arrays are stored.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ log = logging.getLogger("vidprep.stages.scene_detect")
 
 DETECTORS = ("adaptive", "transnetv2", "hybrid")
 MERGE_FRAMES = 2
-"""Hybrid: a TransNetV2 boundary this close (decoded frames) to an adaptive cut is that cut."""
+"""Hybrid: a TransNetV2 transition this close (decoded frames) to an adaptive cut is that cut."""
 
 
 class SceneDetection:
@@ -67,6 +68,7 @@ class SceneDetection:
         out: dict[str, np.ndarray] = {}
         if self.scorer is not None:
             out["scene_score"] = self.scorer.scores.astype(np.float32)
+            out["scene_flash"] = self.scorer.flash_mask().astype(np.uint8)
         if self.transnet is not None:
             out["scene_prob"] = self._probabilities().astype(np.float32)
         return out
@@ -83,22 +85,31 @@ class SceneDetection:
         if self.scorer is not None:
             hard = find_cuts(self.scorer.scores, threshold=split.scene_threshold, window=split.scene_window,
                              min_content=split.scene_min_content,
-                             min_frames=min_scene_frames(split.min_scene_seconds, self.info.avg_fps))
+                             min_frames=min_scene_frames(split.min_scene_seconds, self.info.avg_fps),
+                             flashes=self.scorer.flash_mask())
         if self.transnet is None:
             return hard
-        from vidprep.stages.transnet import transitions_to_cuts
+        from vidprep.stages.transnet import transitions, transitions_to_cuts
 
-        soft = transitions_to_cuts(self._probabilities(), getattr(split, "scene_prob_threshold", 0.5))
+        threshold = getattr(split, "scene_prob_threshold", 0.5)
         if self.scorer is None:
-            return soft
-        extra = [c for c in soft if not hard or min(abs(c - h) for h in hard) > MERGE_FRAMES]
-        return sorted(set(hard) | set(extra))
+            return transitions_to_cuts(self._probabilities(), threshold)
+        return merge_cuts(hard, transitions(self._probabilities(), threshold), len(self.scorer))
 
     def row_cuts(self, ordinals: np.ndarray) -> list[int]:
         """Rows of the kept frames (decoded ordinals ``ordinals``) where a new scene starts."""
         from vidprep.stages.scenes import cuts_to_rows
 
         return cuts_to_rows(self.frame_cuts(), ordinals)
+
+
+def merge_cuts(hard: list[int], runs: list[tuple[int, int]], frames: int) -> list[int]:
+    """Hybrid: the adaptive cuts plus the middles of the TransNetV2 transitions that hold no adaptive cut."""
+    from vidprep.stages.transnet import run_boundary
+
+    extra = [run_boundary(r) for r in runs
+             if r[0] > 0 and not any(r[0] - MERGE_FRAMES <= h <= r[1] + 1 + MERGE_FRAMES for h in hard)]
+    return sorted(set(hard) | {c for c in extra if c < frames})
 
 
 def check_scene_options(split: object) -> None:

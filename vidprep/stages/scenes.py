@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import array
 import math
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,6 +52,10 @@ RATIO_CAP = 255.0
 """Upper bound of the adaptive ratio; also the ratio given when the neighbours' mean is ~0."""
 ZERO_MEAN = 1e-5
 """A neighbours' mean below this counts as a perfectly still picture (the ratio would divide by ~0)."""
+FLASH_FRAMES = 3
+"""Longest flash (frames) the flash filter recognises."""
+FLASH_RATIO = 0.5
+"""A candidate cut is a flash when the picture after it is this close (relative to the cut's score) to before it."""
 
 
 def scorer_size(width: int, height: int) -> tuple[int, int]:
@@ -71,13 +76,14 @@ class SceneScorer:
     """
 
     def __init__(self) -> None:
-        self._prev: np.ndarray | None = None
-        self._scores = array.array("d")
+        self.reset()
 
     def reset(self) -> None:
         """Forget every frame pushed so far (the decode starts again from the first frame)."""
-        self._prev = None
+        self._prev: np.ndarray | None = None
         self._scores = array.array("d")
+        self._recent: deque[np.ndarray] = deque(maxlen=FLASH_FRAMES + 1)
+        self._back = array.array("d")  # per frame: differences to the frames 2..FLASH_FRAMES+1 before it
 
     def push_bgr(self, bgr: np.ndarray) -> None:
         """Score the next decoded frame, an (H, W, 3) uint8 BGR array, against the one pushed before it."""
@@ -87,12 +93,22 @@ class SceneScorer:
         else:
             score = _mean_abs_diff(hsv, self._prev)
         self._scores.append(score)
+        older = list(self._recent)[:-1][::-1]  # 2, 3, ... frames back
+        for k in range(FLASH_FRAMES):
+            ok = k < len(older) and older[k].shape == hsv.shape
+            self._back.append(_mean_abs_diff(hsv, older[k]) if ok else math.inf)
+        self._recent.append(hsv)
         self._prev = hsv
 
     def push(self, rgb: np.ndarray) -> None:
         """Score the next frame given as (H, W, 3) uint8 RGB (frames read back from a shard)."""
         _check_frame(rgb)
         self.push_bgr(np.ascontiguousarray(rgb[..., ::-1]))
+
+    def flash_mask(self) -> np.ndarray:
+        """(F,) bool: a cut at this frame would be a flash (the flash filter, :func:`flash_mask`)."""
+        back = np.array(self._back, dtype=np.float64).reshape(-1, FLASH_FRAMES)
+        return flash_mask(self.scores, back)
 
     @property
     def scores(self) -> np.ndarray:
@@ -125,6 +141,25 @@ def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     import cv2
 
     return cv2.norm(a, b, cv2.NORM_L1) / a.size
+
+
+def flash_mask(scores: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Frames where a cut would only be a flash: the picture comes back within :data:`FLASH_FRAMES` frames.
+
+    ``back[j, k-2]`` is the content difference between frame j and frame j-k (k = 2..FLASH_FRAMES+1). Frame c is
+    flagged when a pair (j, j-k) straddling it (``j-k < c <= j``, ``j <= c + FLASH_FRAMES``) differs by less than
+    :data:`FLASH_RATIO` times ``scores[c]``: a frame after c looks like a frame before it, so whatever changed at c
+    (a flash, a 1-3-frame insert) went away again. A real cut never comes back.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.size
+    mask = np.zeros(n, bool)
+    for after in range(FLASH_FRAMES + 1):  # j = c + after
+        for k in range(max(2, after + 1), FLASH_FRAMES + 2):
+            shifted = np.full(n, np.inf)
+            shifted[:n - after] = back[after:, k - 2]  # shifted[c] = back[c + after, k - 2]
+            mask |= shifted < FLASH_RATIO * s
+    return mask
 
 
 def adaptive_ratio(scores: np.ndarray, window: int = 2, min_content: float = 15.0) -> np.ndarray:
@@ -170,6 +205,7 @@ def find_cuts(
     window: int = 2,
     min_content: float = 15.0,
     min_frames: int = 15,
+    flashes: np.ndarray | None = None,
 ) -> list[int]:
     """Decoded-frame ordinals where a new scene starts, by the adaptive content rule over full-rate scores.
 
@@ -180,6 +216,8 @@ def find_cuts(
         min_content: minimum absolute score for a cut.
         min_frames: minimum distance in decoded frames from the previous cut (or frame 0); see
             :func:`min_scene_frames`.
+        flashes: optional (F,) bool from :meth:`SceneScorer.flash_mask`: those frames are never candidates
+            (vidprep's flash filter; None = PySceneDetect's rule exactly).
 
     Returns:
         Strictly increasing ordinals in 1..F-1.
@@ -187,7 +225,10 @@ def find_cuts(
     s = np.asarray(scores, dtype=np.float64)
     ratio = adaptive_ratio(s, window, min_content)
     with np.errstate(invalid="ignore"):
-        candidates = np.flatnonzero((ratio >= threshold) & (s >= min_content))
+        hit = (ratio >= threshold) & (s >= min_content)
+    if flashes is not None:
+        hit &= ~np.asarray(flashes, dtype=bool)
+    candidates = np.flatnonzero(hit)
     cuts: list[int] = []
     last = 0
     for i in candidates.tolist():

@@ -255,18 +255,28 @@ def shared_model() -> TransNetModel:
         return _MODEL
 
 
+def transitions(probs: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+    """Maximal runs ``(first, last)`` (inclusive) of frames whose probability is above ``threshold``."""
+    above = np.asarray(probs, dtype=np.float64) > threshold
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def run_boundary(run: tuple[int, int]) -> int:
+    """Where the new scene starts for a transition run: the frame after its middle frame."""
+    first, last = run
+    return first + (last - first) // 2 + 1
+
+
 def transitions_to_cuts(probs: np.ndarray, threshold: float = 0.5) -> list[int]:
     """Decoded-frame ordinals where a new scene starts: one per run of frames above ``threshold`` (its middle).
 
     Runs touching frame 0 start no scene (nothing precedes them); boundaries past the last frame are dropped.
     """
-    above = np.asarray(probs, dtype=np.float64) > threshold
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
+    n = len(probs)
     cuts: list[int] = []
-    for start, stop in zip(edges[::2], edges[1::2]):
-        if start == 0:
-            continue
-        cut = int(start + (stop - 1 - start) // 2 + 1)
-        if 0 < cut < len(above) and (not cuts or cut > cuts[-1]):
+    for run in transitions(probs, threshold):
+        cut = run_boundary(run)
+        if run[0] > 0 and cut < n and (not cuts or cut > cuts[-1]):
             cuts.append(cut)
     return cuts
