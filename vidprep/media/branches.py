@@ -14,8 +14,9 @@ frame k, the same ordinal :class:`vidprep.media.framelog.FrameLog` gives the kep
 up with the sampled rows through their ``index``. HDR tone mapping and SAR correction are not applied on branches
 (frames are taken at the stored size, as OpenCV-based tools read them); rotation is.
 
-A consumer must never block (it runs on the pipe's reader thread; ffmpeg waits while it works). Decodes with
-branches are always sequential (a seek plan skips frames the branch must see).
+A consumer must never block (it runs on the pipe's reader thread; ffmpeg waits while it works), and the array
+it is given is reused for the next frame (no allocation per frame): a consumer that keeps a frame copies it.
+Decodes with branches are always sequential (a seek plan skips frames the branch must see).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidprep.media.ffmpeg import grow_pipe
 from vidprep.media.filtergraph import ROTATE_FILTERS
 from vidprep.types import VideoInfo
 
@@ -67,6 +69,8 @@ class BranchPipes:
     def __init__(self, branches: Sequence[Branch]) -> None:
         self.branches = list(branches)
         self._fds = [os.pipe() for _ in self.branches]
+        for (r, _), branch in zip(self._fds, self.branches):
+            grow_pipe(r, 2 * int(np.prod(branch.shape)))  # fewer wake-ups per frame for large branch frames
         self._threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
         for branch in self.branches:
@@ -97,11 +101,11 @@ class BranchPipes:
         self._threads = []
 
     def _drain(self, fd: int, branch: Branch) -> None:
-        nbytes = int(np.prod(branch.shape))
+        frame = np.empty(branch.shape, np.uint8)
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             try:
-                while (frame := _read_frame(pipe, nbytes)) is not None:
-                    branch.consume(frame.reshape(branch.shape))
+                while _read_frame(pipe, frame):
+                    branch.consume(frame)
             except BaseException as err:  # re-raised by the decoder after ffmpeg is reaped
                 log.debug("branch %s failed: %s", branch.name, err)
                 self.errors.append(err)
@@ -109,13 +113,13 @@ class BranchPipes:
                     pass
 
 
-def _read_frame(pipe: object, nbytes: int) -> np.ndarray | None:
-    """The next whole frame, or None at end of stream (a partial frame only when ffmpeg was stopped mid-frame)."""
-    frame = np.empty(nbytes, np.uint8)
-    view, got = memoryview(frame), 0
-    while got < nbytes:
+def _read_frame(pipe: object, frame: np.ndarray) -> bool:
+    """Fill ``frame`` with the next whole frame; False at end of stream (a partial frame only when ffmpeg was
+    stopped mid-frame)."""
+    view, got = memoryview(frame.reshape(-1)), 0
+    while got < frame.size:
         n = pipe.readinto(view[got:])
         if not n:
-            return None
+            return False
         got += n
-    return frame
+    return True

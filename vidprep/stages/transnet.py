@@ -214,6 +214,7 @@ class TransNetRunner:
 
     def push(self, frame: np.ndarray) -> None:
         """Add the next (27, 48, 3) uint8 RGB frame; runs every window that is now complete."""
+        frame = frame.copy()  # the decode branch reuses its array
         if self._count == 0:
             self._buffer.extend([frame] * CONTEXT)
         self._buffer.append(frame)
