@@ -54,6 +54,8 @@ class SplitConfig(_Model):
     min_scene_seconds: float = 0.6
     scene_window: int = 2
     scene_min_content: float = 15.0
+    scene_detector: Literal["adaptive", "transnetv2", "hybrid"] = "adaptive"
+    scene_prob_threshold: float = 0.5
     format: Literal["h5", "jpg", "png", "mp4"] = "h5"
     frame_codec: Literal["raw", "jpeg"] = "raw"
     jpeg_quality: int = 90
@@ -72,6 +74,13 @@ class SplitConfig(_Model):
     def _positive_int(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
             raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("scene_prob_threshold")
+    @classmethod
+    def _probability(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError("must be between 0 and 1 (exclusive)")
         return v
 
     @field_validator("jpeg_quality")

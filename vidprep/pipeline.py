@@ -121,6 +121,7 @@ def run(
     from vidprep.applicable import record_applied
     from vidprep.media.ffmpeg import require_ffmpeg
     from vidprep.normalize_setup import resolve_stats_from
+    from vidprep.stages.scene_detect import check_scene_options
 
     started = time.monotonic()
     out = Path(out_dir).absolute()
@@ -128,6 +129,7 @@ def run(
     record = record_applied(config, listed)
     if listed.videos:
         require_ffmpeg()
+        check_scene_options(config.split)  # vidprep.stages.scene_detect: exit 2 before decoding
     labels = resolve_run_labels(listed, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
     check_run_device(config, options.executor, options.ray_address)

@@ -172,11 +172,13 @@ class VideoProcessor:
         self.scratch: ScratchFrames | None = None
         self.pts = np.zeros(0, np.float64)
         self.idx = np.zeros(0, np.int64)
+        self.scenes = None
 
     def run(self, item: InputItem) -> VideoResult:
         """Process one source video; errors become a VideoResult with the message, never an exception."""
         from vidprep.media.decode import decode
         from vidprep.media.probe import probe
+        from vidprep.stages.scene_detect import scene_detection
 
         def body() -> tuple[int, int]:
             self.stage = "probe"
@@ -184,8 +186,10 @@ class VideoProcessor:
             self.v = self.sink.add_video(item.video_id, printable_path(item.path), video_meta(info))
             self.stage = "decode"
             split = self.cfg.split
+            self.scenes = scene_detection(split, info)  # reads every decoded frame on its own decode branches
             frames = decode(info, split.sampling(), split.size_spec(), timeout_s=self.cfg.timeout_s,
-                            max_pixels=self.cfg.max_pixels, deinterlace=split.deinterlace)
+                            max_pixels=self.cfg.max_pixels, deinterlace=split.deinterlace,
+                            branches=self.scenes.branches() if self.scenes else ())
             return self._stages(item.video_id, chunked(frames, CHUNK), None, self.job.labels.of(item.video_id))
 
         return self._guard(VideoResult(item.video_id, item.path), body)
@@ -243,16 +247,12 @@ class VideoProcessor:
     def ingest(self, chunks: Iterable) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Stream frame chunks through enhancement into storage, scene scoring and 2D features."""
         enhancer = self.ctx.enhancer(self.job)
-        scorer = self._scene_scorer()
         feats = self._frame_features()
         self.scratch = ScratchFrames(self.job.out_dir) if self._needs_scratch() else None
         pts_all, idx_all = [], []
         for rgb, pts, idx in chunks:
             if enhancer is not None:
                 rgb = enhancer.apply(rgb)
-            if scorer is not None:
-                for frame in rgb:
-                    scorer.push(frame)
             if self.ctx.augmenter is None:
                 self.sink.append_frames(self.v, rgb, pts, idx)
             if self.scratch is not None:
@@ -263,16 +263,9 @@ class VideoProcessor:
             idx_all.append(idx)
         if not pts_all:
             raise VidprepError("no frames decoded")
-        scores = scorer.scores if scorer is not None else None
+        scores = None  # scene scores come from the decode's branches (self.scenes), not from these frames
         per_frame = feats.result() if feats is not None else None
         return np.concatenate(pts_all), np.concatenate(idx_all), scores, per_frame
-
-    def _scene_scorer(self) -> object | None:
-        if not self.cfg.split.scenes:
-            return None
-        from vidprep.stages.scenes import SceneScorer
-
-        return SceneScorer()
 
     def _frame_features(self) -> FrameFeatures | None:
         ex = self.ctx.extractor
@@ -299,14 +292,10 @@ class VideoProcessor:
 
         cuts: list[int] = []
         split = self.cfg.split
-        if scores is not None:
-            from vidprep.stages.scenes import find_cuts
-
-            self.sink.set_video_array(self.v, "scene_score", np.asarray(scores, np.float32))
-            cuts = find_cuts(
-                scores, pts, threshold=split.scene_threshold, window=split.scene_window,
-                min_content=split.scene_min_content, min_scene_s=split.min_scene_seconds,
-            )
+        if self.scenes is not None:
+            for name, values in self.scenes.arrays().items():
+                self.sink.set_video_array(self.v, name, values)
+            cuts = self.scenes.row_cuts(self.idx)
         specs = plan_clips(pts, split, cuts, frame_duration_s=1.0 / split.fps if split.fps else None)
         return [ClipRow(c.frame_start, c.frame_stop, c.padded, c.start_s, c.end_s, c.clip_index, label=label) for c in specs]
 

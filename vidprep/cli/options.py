@@ -74,6 +74,8 @@ SPLIT_OPTS = (
     _o("scenes", Optional[bool], "--scenes/--no-scenes", help="Cut at shot boundaries; clips never cross a cut.", panel=_SPLIT),
     _o("scene_threshold", Optional[float], "--scene-threshold", help="Adaptive detector ratio threshold (default 3.0).", panel=_SPLIT),
     _o("min_scene_seconds", Optional[float], "--min-scene-seconds", help="Shortest scene (default 0.6 s).", panel=_SPLIT),
+    _o("scene_detector", Optional[str], "--scene-detector", help="adaptive (default) | transnetv2 | hybrid (transnetv2/hybrid need: pip install vidprep\\[scenes]).", panel=_SPLIT),
+    _o("scene_prob_threshold", Optional[float], "--scene-prob-threshold", help="TransNetV2 transition probability threshold (default 0.5).", panel=_SPLIT),
     _o("format", Optional[str], "--format", help="h5 (shards, default) | jpg | png | mp4.", panel=_SPLIT),
     _o("frame_codec", Optional[str], "--frame-codec", help="Frames in shards: raw (default) | jpeg.", panel=_SPLIT),
     _o("jpeg_quality", Optional[int], "--jpeg-quality", help="JPEG quality 1-100 (default 90).", panel=_SPLIT),
