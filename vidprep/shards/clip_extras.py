@@ -67,3 +67,26 @@ def read_quality(clips: h5py.Group) -> dict[str, np.ndarray]:
     """{name: (N,) float32} of a (validated) shard's quality columns; {} when it has none."""
     group = clips.get(QUALITY_GROUP)
     return {name: group[name][:] for name in group} if group is not None else {}
+
+
+def clip_table(path: str, *, features: bool = False) -> dict[str, np.ndarray]:
+    """The columns dedup needs of one untrusted shard: ids, sizes, durations, phash (and features when asked).
+
+    Keys: video_id, clip_index, aug_index, row, pixels (video width x height), duration (end_s - start_s),
+    phash ((N,K) uint64, absent when the shard has none), features ((N,...) float32, when asked and present).
+    """
+    from vidprep.shards.trust import open_shard
+
+    with open_shard(path) as f:
+        c, v = f["clips"], f["videos"]
+        vid = c["video_index"][:]
+        ids = v["id"].asstr()[:]
+        out = {"video_id": np.asarray(ids, object)[vid] if len(ids) else np.zeros(0, object),
+               "clip_index": c["clip_index"][:], "aug_index": c["aug_index"][:], "row": np.arange(len(vid)),
+               "pixels": (v["width"][:].astype(np.int64) * v["height"][:])[vid] if len(ids) else np.zeros(0),
+               "duration": c["end_s"][:] - c["start_s"][:]}
+        if PHASH in c:
+            out["phash"] = c[PHASH][:]
+        if features and "features" in c:
+            out["features"] = c["features"][:].astype(np.float32)
+    return out
