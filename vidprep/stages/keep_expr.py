@@ -40,13 +40,13 @@ class KeepError(ValueError):
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # num | name | op | paren | end
+    kind: str  # num | name | op | paren | end | bad
     text: str
     pos: int  # 1-based character position
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens; an unknown character is a KeepError naming it."""
+    """Split ``text`` into tokens; an unknown character ends the list as a ``bad`` token (the parser reports it)."""
     if len(text) > MAX_LENGTH:
         raise KeepError(f"expression is {len(text)} characters long (at most {MAX_LENGTH})")
     out, i = [], 0
@@ -54,9 +54,10 @@ def tokenize(text: str) -> list[Token]:
         if text[i:].strip() == "":
             break
         m = _TOKEN.match(text, i)
-        if m is None or m.lastgroup is None:
+        if m is None or m.lastgroup is None:  # reported when the parser reaches it, so earlier errors come first
             j = len(text) - len(text[i:].lstrip())
-            raise KeepError(f"unexpected character {text[j]!r} at position {j + 1}")
+            out.append(Token("bad", text[j], j + 1))
+            return out
         kind = m.lastgroup
         out.append(Token(kind, m.group(kind), m.start(kind) + 1))
         i = m.end()
@@ -96,10 +97,14 @@ class _Parser:
 
     def take(self) -> Token:
         tok = self.tokens[self.i]
+        if tok.kind == "bad":
+            raise self.fail(tok, "")
         self.i += 1
         return tok
 
     def fail(self, tok: Token, want: str) -> KeepError:
+        if tok.kind == "bad":
+            return KeepError(f"unexpected character {tok.text!r} at position {tok.pos}")
         shown = tok.text if tok.kind == "end" else repr(tok.text)
         return KeepError(f"unexpected {shown} at position {tok.pos}: expected {want}")
 
