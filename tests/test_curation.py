@@ -65,7 +65,7 @@ def test_split_stores_metrics_and_keep_drops_clips(corpus: Path, tmp_path: Path)
     black, moving = videos["black.mp4"]["rows"][0], videos["moving.mp4"]["rows"][0]
     assert black["quality"]["black_ratio"] == 1.0 and moving["quality"]["black_ratio"] == 0.0
     assert moving["quality"]["motion"] > 1.0 and black["quality"]["motion"] < 0.3
-    assert len(moving["phash"]) == 8
+    assert len(moving["phash"]) == 16  # 8 frames x (full frame, centre)
     with h5py.File(shard_paths(tmp_path / "all")[0], "r") as f:
         assert f["clips/quality/motion"].dtype == np.float32
     res = cli("split", corpus, "-o", tmp_path / "kept", "--clip-seconds", "1", "--executor", "serial",

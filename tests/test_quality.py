@@ -128,16 +128,19 @@ def test_aggregate_uses_the_clip_time_span_and_scene_scores() -> None:
     assert np.isnan(q.aggregate(run([gray(5)]), np.array([0.0]), 0, 1)["motion"])
 
 
-def test_phash_is_robust_to_scale_and_gray_and_separates_content() -> None:
+def test_phash_is_robust_to_scale_and_crop_and_separates_content() -> None:
     import cv2
 
     rng = np.random.default_rng(2)
     base = cv2.GaussianBlur(rng.integers(0, 256, (120, 160)).astype(np.float32), (0, 0), 6)
     other = cv2.GaussianBlur(rng.integers(0, 256, (120, 160)).astype(np.float32), (0, 0), 6)
     half = cv2.resize(base, (80, 60), interpolation=cv2.INTER_AREA)
+    cropped = base[6:114, 8:152]  # 10% of each side removed, centred
     h = frame_hashes(np.stack([base, other]))
-    assert hamming(h[0], frame_hashes(half[None])[0]) <= 6
-    assert hamming(h[0], h[1]) > 16
+    assert h.shape == (2, 2) and h.dtype == np.uint64
+    assert hamming(h[0, 0], frame_hashes(half[None])[0, 0]) <= 6
+    assert hamming(h[0, 1], frame_hashes(cropped[None])[0, 0]) == 0  # the crop is the original's centre view
+    assert hamming(h[0, 0], h[1, 0]) > 16
     assert hamming(np.uint64(0b1011), np.uint64(0b0001)) == 2
 
 
@@ -146,6 +149,22 @@ def test_clip_signature_picks_evenly_spaced_frames() -> None:
     sig = clip_signature(hashes, np.arange(10) * 0.5, 1.0, 3.0)  # frames 2..5 at 1.0, 1.5, 2.0, 2.5
     # times 1.125, 1.375, ..., 2.875 (steps of 0.25); nearest frame of each
     assert sig.tolist() == [2, 3, 3, 4, 4, 5, 5, 5]
+    views = np.stack([hashes, hashes + 100], axis=1)
+    assert clip_signature(views, np.arange(10) * 0.5, 1.0, 3.0).tolist() == [2, 3, 3, 4, 4, 5, 5, 5,
+                                                                           102, 103, 103, 104, 104, 105, 105, 105]
+
+
+def test_pair_similarity_counts_frames_matched_by_any_view() -> None:
+    from vidprep.stages.dedup import candidate_pairs, groups, keeper_order, pair_similarity
+
+    a = np.array([[1, 2, 3, 4, 11, 12, 13, 14]], np.uint64)  # 4 frames x (full, centre)
+    b = np.array([[11, 2, 99 << 40, 77 << 50, 5 << 30, 6 << 30, 7 << 30, 8 << 30]], np.uint64)
+    sigs = np.concatenate([a, b])
+    # exact matches only: a's frame 0 (its centre 11 is b's 11) and frame 1 (2); b's frames 0 and 1 likewise
+    assert pair_similarity(sigs, np.array([[0, 1]]), 0, views=2)[0] == pytest.approx(0.5)
+    assert candidate_pairs(sigs).tolist() == [[0, 1]]
+    assert groups(4, np.array([[2, 3], [0, 3]])).tolist() == [0, 1, 0, 0]
+    assert keeper_order(np.array([100, 400, 400]), np.array([9.0, 1.0, 2.0])).tolist() == [2, 1, 0]
 
 
 KNOWN = tuple(q.METRICS)

@@ -86,8 +86,12 @@ def _widen(h: np.ndarray, width: int) -> np.ndarray:
 def _tier1(table: dict, max_distance: int, min_similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from vidprep.stages.dedup import candidate_pairs, pair_similarity
 
+    from vidprep.stages.phash import CLIP_HASHES
+
+    width = table["phash"].shape[1]
+    views = width // CLIP_HASHES if width % CLIP_HASHES == 0 and width >= CLIP_HASHES else 1
     cand = candidate_pairs(table["phash"])
-    sims = pair_similarity(table["phash"], cand, max_distance)
+    sims = pair_similarity(table["phash"], cand, max_distance, views)
     ok = sims >= min_similarity
     return cand[ok], sims[ok], np.ones(int(ok.sum()), np.int8)
 

@@ -64,14 +64,20 @@ def _bucket_pairs(val: np.ndarray, clip: np.ndarray) -> np.ndarray:
     return np.sort(pairs, axis=1)
 
 
-def pair_similarity(sigs: np.ndarray, pairs: np.ndarray, max_distance: int) -> np.ndarray:
-    """(P,) float32: mean over both clips of the fraction of their frames matched within ``max_distance`` bits."""
+def pair_similarity(sigs: np.ndarray, pairs: np.ndarray, max_distance: int, views: int = 1) -> np.ndarray:
+    """(P,) float32: mean over both clips of the fraction of their frames matched within ``max_distance`` bits.
+
+    A signature row holds ``views`` blocks of K frame hashes (all frames' full view, then their centre view...);
+    a frame matches when any of its views is near any hash of the other clip.
+    """
     out = np.zeros(len(pairs), np.float32)
+    k = sigs.shape[1] // views
     for a in range(0, len(pairs), PAIR_CHUNK):
         p = pairs[a:a + PAIR_CHUNK]
-        d = hamming(sigs[p[:, 0]][:, :, None], sigs[p[:, 1]][:, None, :])
-        near = d <= max_distance
-        out[a:a + len(p)] = 0.5 * (near.any(axis=2).mean(axis=1) + near.any(axis=1).mean(axis=1))
+        near = hamming(sigs[p[:, 0]][:, :, None], sigs[p[:, 1]][:, None, :]) <= max_distance
+        frames_a = near.any(axis=2).reshape(len(p), views, k).any(axis=1)
+        frames_b = near.any(axis=1).reshape(len(p), views, k).any(axis=1)
+        out[a:a + len(p)] = 0.5 * (frames_a.mean(axis=1) + frames_b.mean(axis=1))
     return out
 
 

@@ -4,6 +4,10 @@ The hash is the classical pHash (Zauner 2010; the ``imagehash.phash`` recipe): l
 (``cv2.INTER_AREA``), 2-D DCT-II, the 8x8 lowest frequencies (DC included) compared with their median, one bit
 each, packed big-endian into a uint64 (bit 63 = coefficient (0,0)). Low frequencies survive re-encoding,
 rescaling and colour removal, so near-duplicates differ in a few bits.
+
+A crop changes every low frequency at once, so each frame gets a second hash of its centre (:data:`CENTER`
+of each side): the full-frame hash of a copy cropped that much equals the centre hash of the original, and
+matching compares every hash of one clip with every hash of the other (multi-crop hashing, as copy detectors do).
 """
 
 from __future__ import annotations
@@ -13,24 +17,39 @@ import numpy as np
 HASH_SIZE = 8
 IMAGE_SIZE = 32
 CLIP_HASHES = 8
-"""Hashes stored per clip (/clips/phash is (N, CLIP_HASHES) uint64): frames at evenly spaced times in the clip."""
+"""Frames hashed per clip, at evenly spaced times; /clips/phash is (N, VIEWS * CLIP_HASHES) uint64."""
+CENTER = 0.9
+"""Side fraction of the centre view (a copy cropped by 10% of each side hashes like the original's centre)."""
+VIEWS = 2
+"""Hashes per frame: the full frame, then its centre."""
 
 
 def frame_hashes(luma: np.ndarray) -> np.ndarray:
-    """(n,) uint64 pHashes of (n,H,W) float luma frames."""
-    import cv2
-
-    out = np.zeros(len(luma), np.uint64)
+    """(n, VIEWS) uint64 pHashes of (n,H,W) float luma frames: full frame, centre (CENTER of each side)."""
+    out = np.zeros((len(luma), VIEWS), np.uint64)
     for i, y in enumerate(luma):
-        small = cv2.resize(np.asarray(y, np.float32), (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-        low = cv2.dct(small)[:HASH_SIZE, :HASH_SIZE]
-        bits = (low > np.median(low)).reshape(-1)
-        out[i] = np.packbits(bits).view(">u8")[0]
+        y = np.asarray(y, np.float32)
+        h, w = y.shape
+        dh, dw = round(h * (1 - CENTER) / 2), round(w * (1 - CENTER) / 2)
+        out[i, 0] = phash(y)
+        out[i, 1] = phash(y[dh:h - dh, dw:w - dw])
     return out
 
 
+def phash(y: np.ndarray) -> np.uint64:
+    """The 64-bit DCT pHash of one float32 luma image."""
+    import cv2
+
+    small = cv2.resize(y, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(small)[:HASH_SIZE, :HASH_SIZE]
+    bits = (low > np.median(low)).reshape(-1)
+    return np.packbits(bits).view(">u8")[0]
+
+
 def clip_signature(hashes: np.ndarray, pts: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
-    """(CLIP_HASHES,) uint64: the hash of the frame nearest each of CLIP_HASHES evenly spaced times in the clip.
+    """(VIEWS * CLIP_HASHES,) uint64: the hashes of the frames nearest CLIP_HASHES evenly spaced times in the clip.
+
+    ``hashes`` is (F,) or (F, VIEWS); the result lists every frame's first view, then every frame's second, ...
 
     Times are ``start_s + (j + 0.5) * (end_s - start_s) / CLIP_HASHES``; only frames in [start_s, end_s) are
     candidates (the nearest frame of the video when the clip holds none). Repeats when the clip has fewer frames.
@@ -41,9 +60,17 @@ def clip_signature(hashes: np.ndarray, pts: np.ndarray, start_s: float, end_s: f
         rows = np.array([int(np.argmin(np.abs(pts - start_s)))])
     times = start_s + (np.arange(CLIP_HASHES) + 0.5) * max(end_s - start_s, 0.0) / CLIP_HASHES
     nearest = np.abs(pts[rows][None, :] - times[:, None]).argmin(axis=1)
-    return np.asarray(hashes, np.uint64)[rows[nearest]]
+    picked = np.asarray(hashes, np.uint64)[rows[nearest]]
+    return picked.T.reshape(-1) if picked.ndim == 2 else picked
+
+
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Bitwise Hamming distance of uint64 arrays (broadcasting)."""
-    return np.bitwise_count(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64))).astype(np.int32)
+    x = np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64))
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(x).astype(np.int32)
+    x = np.ascontiguousarray(x)  # numpy 1.x: popcount of each byte by table
+    return _POPCOUNT8[x.view(np.uint8)].reshape(*x.shape, 8).sum(axis=-1, dtype=np.int32)

@@ -92,7 +92,7 @@ class QualityMetrics:
         return frames
 
     def finish(self) -> dict[str, np.ndarray]:
-        """Per-frame arrays (F,) float32 for :data:`PER_FRAME`, ``phash`` (F,) uint64 and ``pts_s`` (F,) float64."""
+        """Per-frame arrays (F,) float32 for :data:`PER_FRAME`, ``phash`` (F, VIEWS) uint64, ``pts_s`` (F,) float64."""
         out = {k: (np.concatenate(v) if v else np.zeros(0)).astype(np.uint64 if k == "phash" else np.float32)
                for k, v in self._cols.items()}
         out["pts_s"] = np.concatenate(self._pts) if self._pts else np.zeros(0, np.float64)
