@@ -175,3 +175,20 @@ def test_metrics_hashes_and_groups_agree_serial_and_process(corpus: Path, tmp_pa
     groups = [sorted((r["group"], r["video_id"], r["clip_index"], r["kept"]) for r in map(
         json.loads, (tmp_path / out / "duplicates.jsonl").read_text().splitlines())) for out in ("serial", "process")]
     assert groups[0] == groups[1]
+
+
+def test_dedup_tier2_adds_feature_pairs_matched_by_clip_id(corpus: Path, tmp_path: Path) -> None:
+    split(corpus, tmp_path / "all")
+    res = cli("features", corpus, "-o", tmp_path / "feats", "--model", "resnet18", "--weights", "none",
+              "--clip-seconds", "1", "--size", "32", "--executor", "serial")
+    assert res.exit_code == 0, res.stderr
+    # cosine -1 accepts every feature pair: all clips fall into one group, the extra pairs marked tier 2
+    res = cli("dedup", tmp_path / "all", "--features", tmp_path / "feats", "--cosine", "-1")
+    assert res.exit_code == 0, res.stderr
+    records = [json.loads(line) for line in (tmp_path / "all" / "duplicates.jsonl").read_text().splitlines()]
+    assert len(records) == 10 and {r["group"] for r in records} == {0}
+    assert sum(r["kept"] for r in records) == 1 and {r["tier"] for r in records} == {1, 2}
+    kept = next(r for r in records if r["kept"])
+    assert kept["video_id"] != "mandel_half.mp4"  # all others are 96x64, the half copy 48x32
+    bad = cli("dedup", tmp_path / "all", "--features", tmp_path / "all")
+    assert bad.exit_code == 2 and "not a feature shard" in bad.stderr

@@ -121,7 +121,8 @@ def _tier2(table: dict, features: Path, cosine: float, pairs: np.ndarray, sims: 
     fp, fs = feature_pairs(np.stack(feats), cosine)
     rows_arr = np.asarray(rows, np.int64)
     fp = np.sort(rows_arr[fp], axis=1)
-    return np.concatenate([pairs, fp]), np.concatenate([sims, fs]), np.concatenate([tiers, np.full(len(fp), 2, np.int8)])
+    tiers = np.concatenate([tiers, np.full(len(fp), 2, np.int8)])
+    return np.concatenate([pairs, fp]), np.concatenate([sims, fs]), tiers
 
 
 def _records(table: dict, pairs: np.ndarray, sims: np.ndarray, tiers: np.ndarray) -> list[dict]:

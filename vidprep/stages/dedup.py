@@ -11,8 +11,8 @@ temporal offset, so a copy trimmed by up to a second still matches most frames. 
 Tier 2 (features given). Clips whose L2-normalized features have cosine similarity >= ``cosine`` are also
 duplicates (blocked matrix products); this confirms tier-1 pairs and adds those the hashes missed.
 
-Which clip of a group is kept: highest resolution (width x height), then longest (end_s - start_s, to the millisecond), then the
-smallest id (shard order, then row) — deterministic whatever the order clips were produced in.
+Which clip of a group is kept: highest resolution (width x height), then longest (end_s - start_s, to the
+millisecond), then the smallest id (shard order, then row) — deterministic whatever the order clips were made in.
 """
 
 from __future__ import annotations
