@@ -52,7 +52,8 @@ SOURCES = [
     "sierpinski=size=320x240:rate=25:seed=1:jump=10", "sierpinski=size=320x240:rate=25:seed=7:type=triangle:jump=5",
     "life=size=320x240:rate=25:seed=3:mold=10:life_color=#ff8800", "life=size=320x240:rate=25:seed=11:ratio=0.3",
     "cellauto=size=320x240:rate=25:rule=30:seed=5", "cellauto=size=320x240:rate=25:rule=110:seed=9",
-    "testsrc2=size=320x240:rate=25", "rgbtestsrc=size=320x240:rate=25,hue=H=t", "mptestsrc=rate=25:test=ring2,scale=320:240",
+    "testsrc2=size=320x240:rate=25", "rgbtestsrc=size=320x240:rate=25,hue=H=t",
+    "mptestsrc=rate=25:test=ring2,scale=320:240",
     "mptestsrc=rate=25:test=dc_luma,scale=320:240,noise=alls=40:allf=u",
 ]
 TRANSFORMS = {"crf35": ["-crf", "35"], "half": ["-vf", "scale=iw/2:ih/2"], "crop": ["-vf", "crop=iw*0.9:ih*0.9"],
@@ -177,7 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer sources, shorter video, smaller scale row")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=MEDIA.parent) as name:
+    MEDIA.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=MEDIA) as name:  # under benchmarks/media (git-ignored)
         tmp = Path(name)
         classes = bench_classes(tmp)
         overhead = bench_overhead(tmp, 10 if args.quick else 20, 2 if args.quick else 3)
