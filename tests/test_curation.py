@@ -192,3 +192,16 @@ def test_dedup_tier2_adds_feature_pairs_matched_by_clip_id(corpus: Path, tmp_pat
     assert kept["video_id"] != "mandel_half.mp4"  # all others are 96x64, the half copy 48x32
     bad = cli("dedup", tmp_path / "all", "--features", tmp_path / "all")
     assert bad.exit_code == 2 and "not a feature shard" in bad.stderr
+
+
+def test_dedup_hashes_stored_frames_when_split_without_metrics(corpus: Path, tmp_path: Path) -> None:
+    from vidprep.dedup_run import signatures_from_frames
+
+    split(corpus, tmp_path / "with")
+    split(corpus, tmp_path / "without", "--no-metrics")
+    stored = h5py.File(shard_paths(tmp_path / "with")[0], "r")["clips/phash"][:]
+    assert np.array_equal(signatures_from_frames(shard_paths(tmp_path / "without")[0]), stored)
+    assert cli("dedup", tmp_path / "without").exit_code == 0
+    assert cli("dedup", tmp_path / "with").exit_code == 0
+    a, b = ((tmp_path / d / "duplicates.jsonl").read_text() for d in ("with", "without"))
+    assert a == b and a

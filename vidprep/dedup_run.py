@@ -5,7 +5,8 @@ Reads each shard's /clips/phash signatures (stored at split time with --metrics)
 (tier 2, matched by video_id, clip_index, aug_index), and writes one JSON line per clip that has a duplicate:
 ``{"id": "shard-00000.h5:12", "shard", "row", "video_id", "clip_index", "aug_index", "group", "kept",
 "similarity", "tier"}``. ``similarity`` is the clip's best pair score inside its group (1.0 for the kept clip).
-A shard that cannot be read or has no hashes is one error record in OUT/errors.jsonl (exit 3).
+A frame shard split with --no-metrics is hashed from its stored frames (same result, slower); a shard that
+cannot be read, or a feature shard without hashes, is one error record in OUT/errors.jsonl (exit 3).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _load(shards: list[Path], out: Path) -> tuple[dict[str, np.ndarray], int]:
         try:
             part = clip_table(str(path))
             if "phash" not in part:
-                raise UsageError("shard has no /clips/phash (split it with --metrics)")
+                part["phash"] = signatures_from_frames(path)
         except Exception as err:  # noqa: BLE001 - one bad shard is one error record
             message = f"{printable_path(str(path))}: {' '.join(str(err).split())}"
             log.error("%s", message)
@@ -76,6 +77,31 @@ def _load(shards: list[Path], out: Path) -> tuple[dict[str, np.ndarray], int]:
     table["phash"] = np.concatenate([_widen(p["phash"], width) for p in parts]) if parts \
         else np.zeros((0, 1), np.uint64)
     return table, failed
+
+
+def signatures_from_frames(path: Path) -> np.ndarray:
+    """(N, VIEWS*K) hashes of a frame shard split with --no-metrics, computed from its stored frames.
+
+    The same computation as at split time over the stored frames (which are the frames the split kept), so the
+    result equals what --metrics would have stored. Reads one video's frames at a time.
+    """
+    from vidprep.shards.reader import ShardSet
+    from vidprep.stages.phash import CLIP_HASHES, VIEWS, clip_signature
+    from vidprep.stages.quality import QualityMetrics
+
+    with ShardSet(path) as shards:
+        if shards.kind != "frames":
+            raise UsageError("shard has no /clips/phash and no frames to hash (split it with --metrics)")
+        out = np.zeros((len(shards), VIEWS * CLIP_HASHES), np.uint64)
+        for video_id in shards.videos():
+            video = shards.video(video_id)
+            step = QualityMetrics()
+            for a in range(0, len(video["pts_s"]), 64):
+                step.push(video["frames"][a:a + 64], video["pts_s"][a:a + 64])
+            per_frame = step.finish()
+            for row, start, end in zip(video["rows"], video["clips"]["start_s"], video["clips"]["end_s"]):
+                out[row] = clip_signature(per_frame["phash"], per_frame["pts_s"], float(start), float(end))
+    return out
 
 
 def _widen(h: np.ndarray, width: int) -> np.ndarray:
