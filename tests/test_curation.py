@@ -205,3 +205,13 @@ def test_dedup_hashes_stored_frames_when_split_without_metrics(corpus: Path, tmp
     assert cli("dedup", tmp_path / "with").exit_code == 0
     a, b = ((tmp_path / d / "duplicates.jsonl").read_text() for d in ("with", "without"))
     assert a == b and a
+
+
+def test_filter_refuses_a_damaged_duplicates_table(corpus: Path, tmp_path: Path) -> None:
+    split(corpus, tmp_path / "all", "--no-metrics")
+    (tmp_path / "all" / "duplicates.jsonl").write_text('{"video_id": "a", "kept": false}\n[1, 2]\n')
+    res = cli("filter", tmp_path / "all", "-o", tmp_path / "f", "--drop-duplicates")
+    assert res.exit_code == 2 and "line 1 is not a duplicates record" in res.stderr
+    assert not (tmp_path / "f").exists()
+    res = cli("filter", tmp_path / "all", "-o", tmp_path / "f", "--keep", "motion > 1")
+    assert res.exit_code == 3 and "no quality metric" in (tmp_path / "f" / "errors.jsonl").read_text()

@@ -58,11 +58,15 @@ def load_dropped(src: Path) -> set[tuple[str, int, int]]:
     if not path.is_file():
         raise UsageError("--drop-duplicates needs OUT/duplicates.jsonl: run `vidprep dedup OUT` first", path=str(path))
     out = set()
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            if not rec.get("kept", True):
-                out.add((str(rec["video_id"]), int(rec["clip_index"]), int(rec["aug_index"])))
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                rec = json.loads(line)
+                if not rec.get("kept", True):
+                    out.add((str(rec["video_id"]), int(rec["clip_index"]), int(rec["aug_index"])))
+            except (ValueError, TypeError, KeyError, AttributeError) as err:
+                raise UsageError(f"line {number} is not a duplicates record ({type(err).__name__}); re-run "
+                                 "`vidprep dedup`", path=str(path)) from None
     return out
 
 
