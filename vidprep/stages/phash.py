@@ -26,24 +26,33 @@ VIEWS = 2
 
 def frame_hashes(luma: np.ndarray) -> np.ndarray:
     """(n, VIEWS) uint64 pHashes of (n,H,W) float luma frames: full frame, centre (CENTER of each side)."""
-    out = np.zeros((len(luma), VIEWS), np.uint64)
+    luma = np.asarray(luma, np.float32)
+    n, h, w = luma.shape
+    dh, dw = round(h * (1 - CENTER) / 2), round(w * (1 - CENTER) / 2)
+    low = np.empty((n, VIEWS, HASH_SIZE * HASH_SIZE), np.float32)
     for i, y in enumerate(luma):
-        y = np.asarray(y, np.float32)
-        h, w = y.shape
-        dh, dw = round(h * (1 - CENTER) / 2), round(w * (1 - CENTER) / 2)
-        out[i, 0] = phash(y)
-        out[i, 1] = phash(y[dh:h - dh, dw:w - dw])
-    return out
+        low[i, 0] = _low_frequencies(y)
+        low[i, 1] = _low_frequencies(y[dh:h - dh, dw:w - dw])
+    return _pack(low > np.median(low, axis=2, keepdims=True))
 
 
 def phash(y: np.ndarray) -> np.uint64:
     """The 64-bit DCT pHash of one float32 luma image."""
+    low = _low_frequencies(np.asarray(y, np.float32))
+    return _pack((low > np.median(low))[None])[0]
+
+
+def _low_frequencies(y: np.ndarray) -> np.ndarray:
+    """The 8x8 lowest DCT-II coefficients of the image scaled to 32x32, flattened row by row."""
     import cv2
 
-    small = cv2.resize(y, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-    low = cv2.dct(small)[:HASH_SIZE, :HASH_SIZE]
-    bits = (low > np.median(low)).reshape(-1)
-    return np.packbits(bits).view(">u8")[0]
+    small = cv2.resize(np.ascontiguousarray(y), (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.dct(small)[:HASH_SIZE, :HASH_SIZE].reshape(-1)
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    """(..., 64) bools -> (...) uint64, big-endian (the first bit is bit 63)."""
+    return np.packbits(bits, axis=-1).view(">u8")[..., 0].astype(np.uint64)
 
 
 def clip_signature(hashes: np.ndarray, pts: np.ndarray, start_s: float, end_s: float) -> np.ndarray:

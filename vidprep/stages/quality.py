@@ -4,8 +4,9 @@ Shaped like a frame step (DESIGN §2): ``start(video_meta)``, ``push(frames, pts
 frames in order (any resolution), ``finish()`` -> per-frame arrays; then :func:`aggregate` turns those arrays into
 one float32 value per metric for a clip ``[start_s, end_s)``. Pure numpy/OpenCV, no paths, no HDF5.
 
-Every frame is first scaled (``cv2.INTER_AREA``) so its short side is :data:`ANALYSIS_SHORT_SIDE` pixels
-(never upscaled), so the cost is a small constant per frame and the values do not depend on the decode size.
+Every frame is first scaled so its short side is :data:`ANALYSIS_SHORT_SIDE` pixels (``cv2.pyrDown`` halvings,
+then ``INTER_LINEAR``; never upscaled), so the cost is a small constant per frame and the values do not depend
+on the decode size. The per-frame measures run once per chunk on all its frames (one OpenCV call each).
 Luma is BT.601 ``Y = 0.299 R + 0.587 G + 0.114 B`` on 0..255. The definitions, units, sources and default
 thresholds are listed in docs/format.md ("Quality metrics") and in :data:`METRICS`.
 """
@@ -18,7 +19,7 @@ import numpy as np
 
 from vidprep.stages.phash import frame_hashes
 
-ANALYSIS_SHORT_SIDE = 96
+ANALYSIS_SHORT_SIDE = 64
 """Short side of the analysis view in pixels (the decode's frames are scaled down to it, never up)."""
 BLACK_PIXEL = 0.10 * 255
 """A pixel is dark when its luma is <= 10 % of full scale (ffmpeg ``blackdetect`` pix_th default 0.10)."""
@@ -73,7 +74,7 @@ class QualityMetrics:
         if len(frames) == 0:
             return frames
         small = np.stack([self._small(f) for f in frames]).astype(np.float32)
-        luma = small @ np.array([0.299, 0.587, 0.114], np.float32)
+        luma = np.ascontiguousarray(small @ np.array([0.299, 0.587, 0.114], np.float32))
         prev = luma[:1] if self._prev is None else self._prev[None]
         diff = luma - np.concatenate([prev, luma[:-1]])
         mafd, ti = np.abs(diff).mean(axis=(1, 2)), diff.std(axis=(1, 2))
@@ -85,7 +86,7 @@ class QualityMetrics:
                 "colorfulness": colorfulness(small), "phash": frame_hashes(luma)}
         for name, fn in (("si", spatial_information), ("sharpness", laplacian_variance), ("blur", crete_blur),
                          ("letterbox", border_fraction)):
-            cols[name] = np.array([fn(y) for y in luma], np.float32)
+            cols[name] = fn(luma)
         for name, values in cols.items():
             self._cols[name].append(np.asarray(values))
         self._pts.append(np.asarray(pts, np.float64))
@@ -99,69 +100,97 @@ class QualityMetrics:
         return out
 
     def _small(self, rgb: np.ndarray) -> np.ndarray:
+        """The analysis view: halved by ``cv2.pyrDown`` (Gaussian 5x5, exact 2:1) while the short side stays at
+        least twice the target, then ``INTER_LINEAR`` for the last factor (< 2, so it barely aliases); 6x faster
+        than one ``INTER_AREA`` resize by a fractional factor, which dominated the metrics' cost."""
         import cv2
 
+        while min(rgb.shape[:2]) >= 2 * self.short_side:
+            rgb = cv2.pyrDown(rgb)
         h, w = rgb.shape[:2]
         scale = self.short_side / min(h, w)
         if scale >= 1:
             return rgb
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
 
 
-def spatial_information(y: np.ndarray) -> float:
-    """P.910 SI of one luma frame: std of the Sobel gradient magnitude over the interior pixels."""
+def spatial_information(y: np.ndarray) -> np.ndarray | float:
+    """P.910 SI: std of the Sobel gradient magnitude over the interior pixels, of (H,W) or per frame of (n,H,W)."""
     import cv2
 
-    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3)[1:-1, 1:-1]
-    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)[1:-1, 1:-1]
-    return float(np.sqrt(gx * gx + gy * gy).std()) if gx.size else 0.0
+    stack = _stack(y)
+    gx = _interior(cv2.Sobel(_tall(stack), cv2.CV_32F, 1, 0, ksize=3), stack)
+    gy = _interior(cv2.Sobel(_tall(stack), cv2.CV_32F, 0, 1, ksize=3), stack)
+    out = np.sqrt(gx * gx + gy * gy).std(axis=(1, 2)) if gx[0].size else np.zeros(len(stack))
+    return _like(y, out)
 
 
-def laplacian_variance(y: np.ndarray) -> float:
+def laplacian_variance(y: np.ndarray) -> np.ndarray | float:
     """Variance of the 3x3 Laplacian over the interior pixels (Pech-Pacheco et al. 2000): low means blurred."""
     import cv2
 
-    lap = cv2.Laplacian(y, cv2.CV_32F, ksize=1)[1:-1, 1:-1]
-    return float(lap.var()) if lap.size else 0.0
+    stack = _stack(y)
+    lap = _interior(cv2.Laplacian(_tall(stack), cv2.CV_32F, ksize=1), stack)
+    return _like(y, lap.var(axis=(1, 2)) if lap[0].size else np.zeros(len(stack)))
 
 
-def crete_blur(y: np.ndarray) -> float:
+def crete_blur(y: np.ndarray) -> np.ndarray | float:
     """Crété-Roffet et al. 2007 blur: how much a strong low-pass removes of the frame's own variation (0..1)."""
     import cv2
 
-    if min(y.shape) < 2:
-        return 0.0
-    out = 0.0
-    for axis, ksize in ((0, (1, BLUR_TAPS)), (1, (BLUR_TAPS, 1))):  # cv2 sizes are (width, height)
-        blurred = cv2.blur(y, ksize, borderType=cv2.BORDER_REFLECT)
-        d_f = np.abs(np.diff(y, axis=axis))
-        d_b = np.abs(np.diff(blurred, axis=axis))
-        s_f = float(d_f.sum())
-        if s_f <= 0:
-            out = max(out, 1.0)  # a flat picture has no detail at all: maximally blurred
-            continue
-        s_v = float(np.maximum(0.0, d_f - d_b).sum())
-        out = max(out, (s_f - s_v) / s_f)
-    return out
+    stack = _stack(y)
+    n, h, w = stack.shape
+    if min(h, w) < 2:
+        return _like(y, np.zeros(n))
+    out = np.zeros(n)
+    # each direction on a tall image of rows (exact per frame: the filter runs along rows only)
+    for frames in (stack, np.ascontiguousarray(stack.transpose(0, 2, 1))):
+        blurred = cv2.blur(_tall(frames), (BLUR_TAPS, 1), borderType=cv2.BORDER_REFLECT).reshape(frames.shape)
+        d_f = np.abs(np.diff(frames, axis=2))
+        d_b = np.abs(np.diff(blurred, axis=2))
+        s_f = d_f.sum(axis=(1, 2), dtype=np.float64)
+        s_v = np.maximum(0.0, d_f - d_b).sum(axis=(1, 2), dtype=np.float64)
+        # a flat picture has no detail at all: maximally blurred
+        out = np.maximum(out, np.where(s_f > 0, (s_f - s_v) / np.maximum(s_f, 1e-12), 1.0))
+    return _like(y, out)
 
 
-def border_fraction(y: np.ndarray) -> float:
+def border_fraction(y: np.ndarray) -> np.ndarray | float:
     """Area fraction of dark borders: rows (top/bottom) and columns (left/right) with mean luma <= BORDER_LUMA."""
-    rows = y.mean(axis=1) <= BORDER_LUMA
-    cols = y.mean(axis=0) <= BORDER_LUMA
-    if rows.all():
-        return 1.0
-    top, bottom = _run(rows), _run(rows[::-1])
-    left, right = _run(cols), _run(cols[::-1])
-    inner = (len(rows) - top - bottom) * (len(cols) - left - right)
-    return 1.0 - inner / float(len(rows) * len(cols))
+    stack = _stack(y)
+    n, h, w = stack.shape
+    rows = stack.mean(axis=2) <= BORDER_LUMA
+    cols = stack.mean(axis=1) <= BORDER_LUMA
+    top, bottom, left, right = _run(rows), _run(rows[:, ::-1]), _run(cols), _run(cols[:, ::-1])
+    inner = np.clip(h - top - bottom, 0, None) * np.clip(w - left - right, 0, None)
+    out = np.where(rows.all(axis=1), 1.0, 1.0 - inner / float(h * w))
+    return _like(y, out)
 
 
-def _run(flags: np.ndarray) -> int:
-    """Length of the leading run of True values."""
-    off = np.flatnonzero(~flags)
-    return int(off[0]) if len(off) else len(flags)
+def _run(flags: np.ndarray) -> np.ndarray:
+    """Per row of (n,L) flags, the length of its leading run of True values."""
+    return np.where(flags.all(axis=1), flags.shape[1], np.argmin(flags, axis=1))
+
+
+def _stack(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, np.float32)
+    return np.ascontiguousarray(y[None] if y.ndim == 2 else y)
+
+
+def _tall(stack: np.ndarray) -> np.ndarray:
+    """(n,H,W) -> (n*H,W): one OpenCV call for every frame of a chunk."""
+    return stack.reshape(-1, stack.shape[2])
+
+
+def _interior(out: np.ndarray, stack: np.ndarray) -> np.ndarray:
+    """Back to (n,H,W) without each frame's outer rows and columns (where neighbouring frames touch)."""
+    return out.reshape(stack.shape)[:, 1:-1, 1:-1]
+
+
+def _like(y: np.ndarray, values: np.ndarray) -> np.ndarray | float:
+    """A float for one (H,W) frame, a float32 array for (n,H,W)."""
+    return float(values[0]) if np.ndim(y) == 2 else np.asarray(values, np.float32)
 
 
 def colorfulness(rgb: np.ndarray) -> np.ndarray:
