@@ -215,3 +215,16 @@ def test_filter_refuses_a_damaged_duplicates_table(corpus: Path, tmp_path: Path)
     assert not (tmp_path / "f").exists()
     res = cli("filter", tmp_path / "all", "-o", tmp_path / "f", "--keep", "motion > 1")
     assert res.exit_code == 3 and "no quality metric" in (tmp_path / "f" / "errors.jsonl").read_text()
+
+
+def test_augmented_copies_share_their_clip_metrics(corpus: Path, tmp_path: Path) -> None:
+    res = cli("augment", corpus / "moving.mp4", "-o", tmp_path / "aug", "--clip-seconds", "1", "--crop", "32",
+              "--copies", "2", "--keep-original", "--executor", "serial")
+    assert res.exit_code == 0, res.stderr
+    with h5py.File(shard_paths(tmp_path / "aug")[0], "r") as f:
+        motion, clip = f["clips/quality/motion"][:], f["clips/clip_index"][:]
+        phash = f["clips/phash"][:]
+        assert f["clips/aug_index"][:].tolist() == [0, 1, 2, 0, 1, 2]
+    assert not np.isnan(motion).any()
+    for c in (0, 1):
+        assert len(set(motion[clip == c].tolist())) == 1 and (phash[clip == c] == phash[clip == c][0]).all()
