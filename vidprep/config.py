@@ -61,6 +61,8 @@ class SplitConfig(_Model):
     jpeg_quality: int = 90
     label_from_dir: bool = False
     labels: str | None = None
+    metrics: bool = True
+    keep: str | None = None
 
     @field_validator("fps", "clip_seconds", "clip_stride", "min_scene_seconds", "scene_threshold")
     @classmethod
@@ -99,6 +101,16 @@ class SplitConfig(_Model):
                 raise ValueError(f"resize must be WxH with positive integers, got {v!r}")
         return v
 
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, v: str | None) -> str | None:
+        if v is not None:
+            from vidprep.stages.keep_expr import parse
+            from vidprep.stages.quality import METRICS
+
+            parse(v, METRICS)  # a KeepError (a ValueError) names the bad token: exit 2 before any decoding
+        return v
+
     @model_validator(mode="after")
     def _exclusive(self) -> SplitConfig:
         chosen = [n for n in ("fps", "every", "num_frames") if getattr(self, n) is not None]
@@ -114,6 +126,8 @@ class SplitConfig(_Model):
             raise ValueError("--clip-stride needs --clip-seconds")
         if self.label_from_dir and self.labels:
             raise ValueError("choose --label-from-dir or --labels, not both")
+        if self.keep is not None and not self.metrics:
+            raise ValueError("--keep filters on quality metrics: it cannot be used with --no-metrics")
         return self
 
     def sampling(self) -> Sampling:

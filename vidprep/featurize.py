@@ -28,6 +28,8 @@ class ClipRow:
     label: int = -1
     aug_params: dict | None = None
     features: np.ndarray | None = None
+    quality: dict | None = None
+    phash: np.ndarray | None = None
 
 
 def pad_rows(frames: np.ndarray, padded: int) -> np.ndarray:
@@ -119,6 +121,8 @@ def row_kwargs(row: ClipRow) -> dict:
         "padded": row.padded,
         "aug_params": row.aug_params,
         "features": row.features,
+        "quality": row.quality,
+        "phash": row.phash,
     }
 
 

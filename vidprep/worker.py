@@ -223,12 +223,17 @@ class VideoProcessor:
 
     def _stages(self, video_id: str, chunks: Iterable, rows: list[ClipRow] | None, label: int) -> tuple[int, int]:
         """Enhance/store/score frames, plan (or take) clip rows, augment, attach features, add rows to the sink."""
+        from vidprep.curation import carry_to_copies, curate_rows, start_metrics
+
+        self.metrics = start_metrics(self.cfg.split)
         self.pts, self.idx, scores, per_frame = self.ingest(chunks)
         self.stage = "split"
         if rows is None:
             rows = self.plan(self.pts, scores, label)
+        rows = curate_rows(self.metrics, self.cfg.split, rows, scores, video_id)
         self.stage = "features" if self.ctx.extractor is not None else "augment"
-        rows = self.finish_rows(video_id, rows, per_frame)
+        originals, rows = rows, self.finish_rows(video_id, rows, per_frame)
+        carry_to_copies(rows, originals)
         dtype = stored_feature_dtype(self.cfg)
         for row in rows:
             if row.features is not None:
@@ -253,6 +258,8 @@ class VideoProcessor:
         for rgb, pts, idx in chunks:
             if enhancer is not None:
                 rgb = enhancer.apply(rgb)
+            if getattr(self, "metrics", None) is not None:
+                self.metrics.push(rgb, pts)
             if self.ctx.augmenter is None:
                 self.sink.append_frames(self.v, rgb, pts, idx)
             if self.scratch is not None:

@@ -81,6 +81,8 @@ SPLIT_OPTS = (
     _o("jpeg_quality", Optional[int], "--jpeg-quality", help="JPEG quality 1-100 (default 90).", panel=_SPLIT),
     _o("labels", Optional[str], "--labels", help="CSV of video_id,label.", panel=_SPLIT),
     _o("label_from_dir", Optional[bool], "--label-from-dir", help="Class = the video's parent directory name.", panel=_SPLIT),
+    _o("metrics", Optional[bool], "--metrics/--no-metrics", help="Per-clip quality metrics and perceptual hashes (default on).", panel=_SPLIT),
+    _o("keep", Optional[str], "--keep", help="Keep only clips whose metrics pass, e.g. 'motion > 1.5 and black_ratio < 0.5'.", panel=_SPLIT),
 )
 
 ENHANCE_OPTS = (

@@ -21,6 +21,7 @@ from vidprep import __version__
 from vidprep.errors import ShardError
 from vidprep.shards import atomic
 from vidprep.shards import format as fmt
+from vidprep.shards.clip_extras import ClipExtras
 from vidprep.shards.manifest import ShardSummary, fsync_and_hash
 from vidprep.shards.storage import DiscardableFile, FeatureStore, extend_rows
 
@@ -63,6 +64,7 @@ class ShardWriter:
         self.temp_path = atomic.temp_path_for(self.path)
         self._videos: list[dict | None] = []
         self._clips: dict[str, list] = {k: [] for k in fmt.CLIP_FIELDS}
+        self._extras = ClipExtras()
         self._state = "open"
         self._raw = DiscardableFile(self.temp_path)
         atomic.claim(self.temp_path)  # lock + heartbeat: cleanup by another task never takes a live shard
@@ -196,11 +198,13 @@ class ShardWriter:
         self, v: int, *, frame_start: int, frame_stop: int, start_s: float, end_s: float, clip_index: int,
         aug_index: int = 0, label: int = -1, padded: int = 0, aug_params: dict | None = None,
         features: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None,
+        quality: dict[str, float] | None = None, phash: np.ndarray | None = None,
     ) -> None:
         """Add a clip row: frame rows [frame_start, frame_stop) of video v, plus ``padded`` repeats of the last.
 
         ``extra`` holds per-clip arrays stored as extra /clips/<name> columns (e.g. ``text_scores``); every row of
-        a shard must give the same names with the same shape."""
+        a shard must give the same names with the same shape. ``quality`` (metric name -> value) and ``phash`` (K,)
+        uint64 become /clips/quality/<name> and /clips/phash."""
         self._video(v)
         if (features is None) == (self.kind == "features"):
             raise ShardError("features are required in a features shard and not allowed in a frames shard")
@@ -215,6 +219,7 @@ class ShardWriter:
         if self._features is not None:
             self._features.add(features)
         self._add_extra(extra or {})
+        self._extras.add(quality, phash)
         for key, value in row.items():
             self._clips[key].append(value)
 
@@ -337,6 +342,7 @@ class ShardWriter:
         for name, dtype in fmt.CLIP_FIELDS.items():
             picked = new_v if name == "video_index" else [self._clips[name][i] for i in order]
             _column(self._f["clips"], name, list(picked), dtype)
+        self._extras.write(self._f["clips"], order)
         counts = np.bincount(new_v, minlength=len(kept))
         self._f["videos"].create_dataset("clip_offset", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
