@@ -9,7 +9,8 @@ Usage::
     classified by `vidprep.stages.quality_rules.classify` (the documented defaults). Target 100%.
 (b) **Overhead.** `vidprep split` of a 720p30 video with `--metrics` and `--no-metrics`, runs interleaved, best of
     N wall and CPU (user + sys, children included) times, same run: every frame at `--size 224 --clip-seconds 2`
-    (the metrics see every frame, as on the all-frames branch), and `--fps 2 --size 224`. Target: ratio <= 1.10.
+    and `--fps 2 --size 224` (the metrics still see every decoded frame, on their own 64 px decode branch, so
+    this row measures the branch plus per-frame metric work against a sampled decode). Target: ratio <= 1.10.
     The CPU ratio is the steadier number on a shared machine.
 (c) **Dedup.** Varied sources (mandelbrot views, Sierpinski carpets, life, cellular automata, test patterns), each
     copied as CRF 35 re-encode, 0.5x scale, 10% centre crop, grayscale and a 1 s trim; `vidprep dedup`; pair-level

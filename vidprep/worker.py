@@ -173,9 +173,11 @@ class VideoProcessor:
         self.pts = np.zeros(0, np.float64)
         self.idx = np.zeros(0, np.int64)
         self.scenes = None
+        self.metrics = None
 
     def run(self, item: InputItem) -> VideoResult:
         """Process one source video; errors become a VideoResult with the message, never an exception."""
+        from vidprep.curation import decode_metrics
         from vidprep.media.decode import decode
         from vidprep.media.probe import probe
         from vidprep.stages.scene_detect import scene_detection
@@ -187,9 +189,11 @@ class VideoProcessor:
             self.stage = "decode"
             split = self.cfg.split
             self.scenes = scene_detection(split, info)  # reads every decoded frame on its own decode branches
+            self.metrics = decode_metrics(split, info)  # so do the quality metrics (one small rgb24 branch)
+            branches = [*(self.scenes.branches() if self.scenes else ()),
+                        *([self.metrics.branch] if self.metrics else ())]
             frames = decode(info, split.sampling(), split.size_spec(), timeout_s=self.cfg.timeout_s,
-                            max_pixels=self.cfg.max_pixels, deinterlace=split.deinterlace,
-                            branches=self.scenes.branches() if self.scenes else ())
+                            max_pixels=self.cfg.max_pixels, deinterlace=split.deinterlace, branches=branches)
             return self._stages(item.video_id, chunked(frames, CHUNK), None, self.job.labels.of(item.video_id))
 
         return self._guard(VideoResult(item.video_id, item.path), body)
@@ -223,14 +227,14 @@ class VideoProcessor:
 
     def _stages(self, video_id: str, chunks: Iterable, rows: list[ClipRow] | None, label: int) -> tuple[int, int]:
         """Enhance/store/score frames, plan (or take) clip rows, augment, attach features, add rows to the sink."""
-        from vidprep.curation import carry_to_copies, curate_rows, start_metrics
+        from vidprep.curation import carry_to_copies, curate_rows, scene_scores_of, start_metrics
 
-        self.metrics = start_metrics(self.cfg.split)
+        self.metrics = self.metrics or start_metrics(self.cfg.split)  # input shards: measure the stored frames
         self.pts, self.idx, scores, per_frame = self.ingest(chunks)
         self.stage = "split"
         if rows is None:
             rows = self.plan(self.pts, scores, label)
-        rows = curate_rows(self.metrics, self.cfg.split, rows, scores, video_id)
+        rows = curate_rows(self.metrics, self.cfg.split, rows, scene_scores_of(self.scenes), video_id, self.idx)
         self.stage = "features" if self.ctx.extractor is not None else "augment"
         originals, rows = rows, self.finish_rows(video_id, rows, per_frame)
         carry_to_copies(rows, originals)

@@ -6,7 +6,8 @@ one float32 value per metric for a clip ``[start_s, end_s)``. Pure numpy/OpenCV,
 
 Every frame is first scaled so its short side is :data:`ANALYSIS_SHORT_SIDE` pixels (``cv2.pyrDown`` halvings,
 then ``INTER_LINEAR``; never upscaled), so the cost is a small constant per frame and the values do not depend
-on the decode size. The per-frame measures run once per chunk on all its frames (one OpenCV call each).
+on the decode size. Decoded videos arrive already at that size: :class:`vidprep.curation.DecodeMetrics` feeds
+every decoded frame from a decode branch that ffmpeg scales (``flags=area``); larger frames come from shard inputs. The per-frame measures run once per chunk on all its frames (one OpenCV call each).
 Luma is BT.601 ``Y = 0.299 R + 0.587 G + 0.114 B`` on 0..255. The definitions, units, sources and default
 thresholds are listed in docs/format.md ("Quality metrics") and in :data:`METRICS`.
 """
