@@ -290,7 +290,7 @@ def _stream(path: str, argv: list[str] | Callable[[Sequence[int]], list[str]], s
         reader.join()
         pipes.close()
     if pipes.errors and not reason:
-        raise DecodeError(f"scene branch failed: {pipes.errors[0]}", path=path)
+        raise DecodeError(f"decode branch failed: {pipes.errors[0]}", path=path)
     return reason, list(proc.tail)
 
 
