@@ -12,7 +12,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from clihelp import cli, shard_paths
 from videos import FFMPEG, ffmpeg_rgb, run
 
