@@ -16,6 +16,10 @@ Rows:
   its kernels primed, as in any long run) and as the real CLI (cold start included);
 - naive baseline: OpenCV decodes every frame of b480, torchvision preprocessing per frame, one frame at a time
   through resnet18 in fp32 (best of two runs); compared with warm `vidprep features --every 1` on the same file;
+- one model per family (``--families``): open_clip:ViT-B-32, hf:facebook/dinov2-small, timm:resnet50 and the
+  clip model hf:MCG-NJU/videomae-base, each at its default sampling on b480: end-to-end items/s (in-process, warm)
+  ÷ a bare batched loop of the same headless module on the same pre-decoded frames, already preprocessed to the
+  model's size (the irreducible model cost), and the CLI's peak RSS;
 - peak RSS of the CLI: r2plus1d_18 on c1080, and resnet18 on a 30 s vs a 120 s input (a 10 s input at 2 fps
   never fills one 32-frame batch, so its peak is lower for that reason alone).
 Writes benchmarks/results/features.json. Weights are random (`none`): the cost is the same as pretrained.
@@ -153,6 +157,43 @@ def naive_case(path: Path, device: str) -> dict:
             "e2e_items_per_s": count / warm, "ratio": naive_s / warm}
 
 
+FAMILY_MODELS = ("open_clip:ViT-B-32", "hf:facebook/dinov2-small", "timm:resnet50", "hf:MCG-NJU/videomae-base")
+
+
+def bare_rate(model: str, items: np.ndarray, device: str) -> tuple[float, int]:
+    """Items/s of the backend's headless module alone, on inputs preprocessed beforehand, same batch size."""
+    import torch
+
+    from vidprep.config import FeaturesConfig
+    from vidprep.stages.features import FeatureExtractor
+
+    ex = FeatureExtractor(FeaturesConfig(model=model, weights="none", device=device))
+    to_tensor = ex._frames_tensor if ex.spec.kind == "2d" else ex._clips_tensor
+    batches = [to_tensor(items[a : a + ex.batch_size]) for a in range(0, len(items), ex.batch_size)]
+    with torch.inference_mode(), ex.runtime.autocast():
+        ex.model(batches[0])
+        started = time.perf_counter()
+        for x in batches:
+            ex.model(x).float().cpu()
+    return len(items) / (time.perf_counter() - started), ex.batch_size
+
+
+def family_case(path: Path, model: str, device: str) -> dict:
+    """End-to-end (vidprep at the model's default sampling) ÷ the bare model loop on the same frames."""
+    from vidprep.stages.models import get_backend
+
+    split = get_backend(model).default_split
+    args = [x for k, v in split.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    _, frames = decode_seconds(path, dict(split))
+    clip_len = split.get("clip_frames")
+    items = clips_of(frames, clip_len) if clip_len else frames
+    rate, batch = bare_rate(model, items, device)
+    warm = inprocess_seconds(path, model, args, device)
+    _, rss = cli_run(path, model, args, device)
+    return {"case": f"{model} ({' '.join(args)})", "items": len(items), "batch": batch, "model_items_per_s": rate,
+            "e2e_items_per_s": len(items) / warm, "ratio": (len(items) / warm) / rate, "peak_rss_mib": rss / 2**20}
+
+
 def rss_rows(device: str, quick: bool) -> list[dict]:
     rows = []
     c1080 = make_video("c1080_20s.mp4" if not quick else "c1080_4s.mp4", 1920, 1080, 30, 4 if quick else 20)
@@ -172,10 +213,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short inputs (smoke run)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rss-only", action="store_true", help="only the peak-RSS rows")
+    parser.add_argument("--families", action="store_true", help="only the rows of one model per family")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     a720 = make_video("a720_10s.mp4" if args.quick else "a720_60s.mp4", 1280, 720, 30, 10 if args.quick else 60)
     b480 = make_video("b480_4s.mp4" if args.quick else "b480_10s.mp4", 854, 480, 25, 4 if args.quick else 10)
+    if args.families:
+        path = make_video("b480_3s.mp4" if args.quick else "b480_10s.mp4", 854, 480, 25, 3 if args.quick else 10)
+        rows = [family_case(path, m, args.device) for m in FAMILY_MODELS]
+        report("features_families", ["case", "items", "batch", "model_items_per_s", "e2e_items_per_s", "ratio",
+                                     "peak_rss_mib"], rows, {"device": args.device, "targets": "ratio >= 0.85"})
+        return
     rows = [] if args.rss_only else [
         limit_case("resnet18 fps1 a720 (decode-bound)", a720, "resnet18", ["--fps", "1"], args.device, None),
         limit_case("r2plus1d_18 clip16 b480 (model-bound)", b480, "r2plus1d_18", ["--clip-frames", "16", "--size",

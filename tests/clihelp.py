@@ -40,7 +40,7 @@ def read_videos(out: Path) -> dict[str, dict]:
         with h5py.File(path, "r") as f:
             ids = f["videos/id"].asstr()[:]
             off = f["videos/clip_offset"][:]
-            clips = {k: f["clips"][k][:] for k in f["clips"] if k not in ("features",)}
+            clips = {k: ds[:] for k, ds in f["clips"].items() if k != "features" and isinstance(ds, h5py.Dataset)}
             feats = f["clips/features"][:] if "clips/features" in f else None
             for v, vid in enumerate(ids):
                 g = f[f"frames/{v}"]

@@ -223,3 +223,14 @@ def test_online_update_consumes_each_shard_once(source: str, request: pytest.Fix
     _, out = run_example("online_update", capsys, watch, "--checkpoint", ckpt, "--once")
     assert trained_on(out) == ["shard-00099.h5"] and checkpoint_shards(ckpt) == [*names, "shard-00099.h5"]
     assert not list(tmp_path.glob(".online.pt.tmp*"))
+
+
+def test_ddp_example_reaches_the_single_process_accuracy(frame_shards: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """examples/train_ddp.py: two spawned CPU ranks (gloo), the frame classifier with the same settings as
+    test_frame_classifier_learns_held_out_videos, the same held-out bar."""
+    accuracy, out = run_example("train_ddp", capsys, frame_shards, "--nproc", "2", "--epochs", "3", "--seed", "0",
+                                "--val-fraction", "0.4")
+    held_clips = 2 * len(CLASSES) * CLIPS_PER_VIDEO
+    assert f"held out: {held_clips} clips of 4 videos; 2 ranks, 8 clips per rank and step" in out
+    assert len(re.findall(r"^epoch \d/3 ", out, flags=re.M)) == 3
+    assert accuracy >= MIN_ACCURACY, out

@@ -274,7 +274,7 @@ def test_hub_file_is_checked_then_used(hub: Path, r18_state: dict[str, Any], mon
     hub.mkdir(parents=True)
     torch.save(r18_state, hub / "resnet18-f37072fd.pth")
     assert "is corrupt" in one_line_weights_error("resnet18", "DEFAULT")
-    monkeypatch.setattr(models, "_hash_prefix", lambda path: None)
+    monkeypatch.setattr(models.torchvision, "_hash_prefix", lambda path: None)
     ex = extractor("resnet18", "ResNet18_Weights.IMAGENET1K_V1")
     assert ex.describe()["file"] == str(hub / "resnet18-f37072fd.pth")
     x = frames(1, seed=4)

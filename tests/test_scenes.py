@@ -1,4 +1,5 @@
-"""Scene cuts: streaming HSV content scores and the adaptive cut rule, on synthetic frames and on real encoded video."""
+"""Scene cuts: streaming HSV content scores and the adaptive cut rule (PySceneDetect 0.7.2 semantics), on synthetic
+frames and on real encoded video."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidprep.stages.scenes import RATIO_CAP, SceneScorer, adaptive_ratio, find_cuts
+from vidprep.stages.scenes import RATIO_CAP, SceneScorer, adaptive_ratio, cuts_to_rows, find_cuts, scorer_size
 
 H, W = 75, 133  # odd, non-square: a swapped H/W fails loudly
 FPS = 25.0
@@ -62,10 +63,6 @@ def score(frames: Iterable[np.ndarray]) -> np.ndarray:
     return scorer.scores
 
 
-def pts_for(n: int, fps: float = FPS) -> np.ndarray:
-    return np.arange(n) / fps
-
-
 def assert_cuts_near(cuts: list[int], truth: list[int], tol: int = 1) -> None:
     assert len(cuts) == len(truth), f"cuts {cuts}, expected about {truth}"
     for got, want in zip(cuts, truth):
@@ -77,7 +74,7 @@ def assert_cuts_near(cuts: list[int], truth: list[int], tol: int = 1) -> None:
 def test_scores_shape_dtype_and_first_frame() -> None:
     frames = shots((gradient, 5))
     s = score(frames)
-    assert s.shape == (5,) and s.dtype == np.float32
+    assert s.shape == (5,) and s.dtype == np.float64
     assert s[0] == 0.0 and (s[1:] > 0).all()
 
 
@@ -97,10 +94,20 @@ def test_score_is_mean_abs_hsv_difference() -> None:
     assert score([black, white])[1] == pytest.approx(85.0)
 
 
+def test_scorer_size_is_pyscenedetects_downscale_rule() -> None:
+    # factor = larger side / 256 (no downscale below 256), sizes rounded: compute_downscale_factor + cv2.resize
+    assert scorer_size(160, 90) == (160, 90)
+    assert scorer_size(256, 144) == (256, 144)
+    assert scorer_size(1280, 720) == (256, 144)
+    assert scorer_size(1920, 1080) == (256, 144)
+    assert scorer_size(1000, 562) == (256, 144)  # 562 / 3.90625 = 143.87
+    assert scorer_size(720, 1280) == (144, 256)  # portrait: the larger side decides
+
+
 def test_scorer_rejects_non_rgb_frames() -> None:
-    with pytest.raises(ValueError, match="uint8 RGB"):
+    with pytest.raises(ValueError, match="uint8 frame"):
         SceneScorer().push(np.zeros((H, W), np.uint8))
-    with pytest.raises(ValueError, match="uint8 RGB"):
+    with pytest.raises(ValueError, match="uint8 frame"):
         SceneScorer().push(np.zeros((H, W, 3), np.float32))
 
 
@@ -108,36 +115,29 @@ def test_scorer_rejects_non_rgb_frames() -> None:
 
 def test_hard_cuts_between_three_sources_are_found() -> None:
     frames = shots((gradient, 30), (checkerboard, 30), (colour_blocks(), 30))
-    s = score(frames)
-    assert_cuts_near(find_cuts(s, pts_for(len(s))), [30, 60])
+    assert_cuts_near(find_cuts(score(frames)), [30, 60])
 
 
 def test_slow_crossfade_is_not_a_cut() -> None:
     a, b = gradient(0), colour_blocks()(0)
     images = [a] * 15 + [(1 - t) * a + t * b for t in np.linspace(0, 1, 30)] + [b] * 15
     s = score(render(images))
-    assert find_cuts(s, pts_for(len(s))) == []
-    assert adaptive_ratio(s).max() < 3.0
+    assert find_cuts(s) == []
+    assert np.nanmax(adaptive_ratio(s)) < 3.0
 
 
-def test_min_scene_seconds_suppresses_a_cut_too_soon() -> None:
+def test_min_scene_length_suppresses_a_cut_too_soon() -> None:
     blocks = colour_blocks()
-    frames = shots((gradient, 30), (checkerboard, 10), (blocks, 30))  # second cut 0.4 s after the first
-    s, pts = score(frames), pts_for(70)
-    assert_cuts_near(find_cuts(s, pts), [30])
-    assert_cuts_near(find_cuts(s, pts, min_scene_s=0.3), [30, 40])
+    frames = shots((gradient, 30), (checkerboard, 10), (blocks, 30))  # second cut 10 frames after the first
+    s = score(frames)
+    assert_cuts_near(find_cuts(s), [30])
+    assert_cuts_near(find_cuts(s, min_frames=8), [30, 40])
 
 
-def test_first_scene_is_measured_from_row_zero() -> None:
-    s = score(shots((gradient, 10), (checkerboard, 30)))  # a cut 0.4 s into the video
-    assert find_cuts(s, pts_for(40)) == []
-    assert find_cuts(s, pts_for(40), min_scene_s=0.4) == [10]
-
-
-def test_min_scene_uses_real_time_on_sampled_frames() -> None:
-    s = score(shots((gradient, 3), (checkerboard, 6)))
-    pts = np.arange(9) * 1.0  # sampled at 1 fps: the cut is 3 s in
-    assert find_cuts(s, pts) == [3]
+def test_first_scene_is_measured_from_frame_zero() -> None:
+    s = score(shots((gradient, 10), (checkerboard, 30)))  # a cut 10 frames into the video
+    assert find_cuts(s) == []
+    assert find_cuts(s, min_frames=10) == [10]
 
 
 def test_cut_out_of_a_perfectly_still_shot() -> None:
@@ -145,39 +145,68 @@ def test_cut_out_of_a_perfectly_still_shot() -> None:
     still_b = [np.full((H, W, 3), (40, 40, 200), np.uint8)] * 20
     s = score(still_a + still_b)
     ratio = adaptive_ratio(s)
-    assert ratio[20] == RATIO_CAP and ratio[np.arange(40) != 20].max() == 0.0
-    assert find_cuts(s, pts_for(40)) == [20]
+    assert ratio[20] == RATIO_CAP and np.nanmax(ratio[np.arange(40) != 20]) == 0.0
+    assert find_cuts(s) == [20]
 
 
 def test_small_change_out_of_a_still_shot_needs_min_content() -> None:
     frames = [np.full((H, W, 3), 100, np.uint8)] * 20 + [np.full((H, W, 3), 110, np.uint8)] * 20
     s = score(frames)
-    assert adaptive_ratio(s)[20] == RATIO_CAP
-    assert find_cuts(s, pts_for(40)) == []
-    assert find_cuts(s, pts_for(40), min_content=3.0) == [20]
+    assert adaptive_ratio(s)[20] == 0.0  # the neighbours' mean is 0 and the score is under min_content
+    assert adaptive_ratio(s, min_content=3.0)[20] == RATIO_CAP
+    assert find_cuts(s) == []
+    assert find_cuts(s, min_content=3.0) == [20]
 
 
 def test_rethresholding_is_pure_and_monotone() -> None:
     s = score(shots((gradient, 30), (checkerboard, 30), (colour_blocks(), 30)))
-    pts = pts_for(len(s))
-    loose = find_cuts(s, pts, threshold=1.5, min_content=5.0)
-    strict = find_cuts(s, pts, threshold=8.0)
-    assert set(strict) <= set(find_cuts(s, pts)) <= set(loose)
-    assert find_cuts(s, pts) == find_cuts(s, pts)
+    loose = find_cuts(s, threshold=1.5, min_content=5.0)
+    strict = find_cuts(s, threshold=8.0)
+    assert set(strict) <= set(find_cuts(s)) <= set(loose)
+    assert find_cuts(s) == find_cuts(s)
 
 
-def test_edges_use_truncated_windows() -> None:
-    s = np.array([0.0, 2.0, 2.0, 2.0, 2.0, 60.0], np.float32)
+def test_windows_never_truncate_and_frame_zero_counts() -> None:
+    s = np.array([0.0, 2.0, 2.0, 60.0, 2.0, 2.0, 90.0], np.float64)
     ratio = adaptive_ratio(s, window=2)
-    assert ratio[5] == pytest.approx(30.0)  # only two neighbours exist, both before it
-    assert ratio[1] == pytest.approx(1.0)  # score[0] is a placeholder, never a neighbour
+    assert np.isnan(ratio[[0, 1, 5, 6]]).all()  # no full window on both sides: never a cut
+    assert ratio[2] == pytest.approx(2.0 / ((0.0 + 2.0 + 60.0 + 2.0) / 4))  # frame 0's 0 is a neighbour
+    assert ratio[3] == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3])
+def test_flash_filter_drops_flashes_but_keeps_real_cuts(length: int) -> None:
+    images = [checkerboard(i) for i in range(60)]
+    for i in range(30, 30 + length):
+        images[i] = np.full((H, W, 3), 255.0)  # a 1-3-frame white flash inside a moving shot
+    scorer = SceneScorer()
+    for f in render(images):
+        scorer.push(f)
+    s, flashes = scorer.scores, scorer.flash_mask()
+    assert find_cuts(s, min_frames=5) != []  # PySceneDetect's rule alone cuts on the flash
+    assert find_cuts(s, min_frames=5, flashes=flashes) == []
+    assert flashes.dtype == bool and flashes.shape == s.shape
+
+
+def test_flash_filter_keeps_real_cuts() -> None:
+    scorer = SceneScorer()
+    for f in shots((gradient, 30), (checkerboard, 30), (colour_blocks(), 30)):
+        scorer.push(f)
+    flashes = scorer.flash_mask()
+    assert not flashes[[30, 60]].any()
+    assert find_cuts(scorer.scores, flashes=flashes) == find_cuts(scorer.scores)
+
+
+def test_cuts_map_to_the_first_kept_frame_at_or_after_them() -> None:
+    kept = np.array([0, 12, 24, 36, 48])  # decoded ordinals of the sampled rows
+    assert cuts_to_rows([12, 30, 31, 47, 60], kept) == [1, 3, 4]  # 30 and 31 both land on row 3; 60 is past
+    assert cuts_to_rows([], kept) == []
+    assert cuts_to_rows([5], np.arange(10)) == [5]
 
 
 def test_degenerate_inputs() -> None:
-    assert find_cuts(np.zeros(0, np.float32), np.zeros(0)) == []
-    assert find_cuts(np.array([0.0], np.float32), np.array([0.0])) == []
-    with pytest.raises(ValueError, match="same shape"):
-        find_cuts(np.zeros(3, np.float32), np.zeros(4))
+    assert find_cuts(np.zeros(0)) == []
+    assert find_cuts(np.array([0.0])) == []
     with pytest.raises(ValueError, match="window"):
         adaptive_ratio(np.zeros(3), window=0)
 
@@ -220,7 +249,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def cuts_of(path: Path) -> list[int]:
     frames = decode_rgb(path)
-    return find_cuts(score(frames), pts_for(len(frames)))
+    return find_cuts(score(frames))
 
 
 @needs_ffmpeg

@@ -130,7 +130,7 @@ def test_weights_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     def no_hash(_: Path) -> str:
         raise AssertionError("hashed again")
 
-    monkeypatch.setattr(models, "sha256_of", no_hash)
+    monkeypatch.setattr(models.weights, "sha256_of", no_hash)
     _, info = models.build_model(spec, choice, proof=proof)
     assert info["sha256"] == proof.sha256
     path.touch()

@@ -50,11 +50,15 @@ class SplitConfig(_Model):
     min_scene_seconds: float = 0.6
     scene_window: int = 2
     scene_min_content: float = 15.0
+    scene_detector: Literal["adaptive", "transnetv2", "hybrid"] = "adaptive"
+    scene_prob_threshold: float = 0.5
     format: Literal["h5", "jpg", "png", "mp4"] = "h5"
     frame_codec: Literal["raw", "jpeg"] = "raw"
     jpeg_quality: int = 90
     label_from_dir: bool = False
     labels: str | None = None
+    metrics: bool = True
+    keep: str | None = None
 
     @field_validator("fps", "clip_seconds", "clip_stride", "min_scene_seconds", "scene_threshold")
     @classmethod
@@ -68,6 +72,13 @@ class SplitConfig(_Model):
     def _positive_int(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
             raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("scene_prob_threshold")
+    @classmethod
+    def _probability(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError("must be between 0 and 1 (exclusive)")
         return v
 
     @field_validator("jpeg_quality")
@@ -86,6 +97,16 @@ class SplitConfig(_Model):
                 raise ValueError(f"resize must be WxH with positive integers, got {v!r}")
         return v
 
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, v: str | None) -> str | None:
+        if v is not None:
+            from vidprep.stages.keep_expr import parse
+            from vidprep.stages.quality import METRICS
+
+            parse(v, METRICS)  # a KeepError (a ValueError) names the bad token: exit 2 before any decoding
+        return v
+
     @model_validator(mode="after")
     def _exclusive(self) -> SplitConfig:
         chosen = [n for n in ("fps", "every", "num_frames") if getattr(self, n) is not None]
@@ -102,6 +123,8 @@ class SplitConfig(_Model):
             raise ValueError("--clip-stride needs --clip-seconds")
         if self.label_from_dir and self.labels:
             raise ValueError("choose --label-from-dir or --labels, not both")
+        if self.keep is not None and not self.metrics:
+            raise ValueError("--keep filters on quality metrics: it cannot be used with --no-metrics")
         return self
 
     def sampling(self) -> Sampling:
@@ -256,6 +279,15 @@ class FeaturesConfig(_Model):
     quantize: Literal["none", "uint8"] = "none"
     stats_from: str | None = None
     dtype: Literal["float32", "float16"] = "float32"
+    text_labels: str | None = None
+    text_template: str | None = None
+
+    @field_validator("text_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None and v.count("{}") != 1:
+            raise ValueError(f"must hold one '{{}}' where the label goes (e.g. 'a photo of {{}}'), got {v!r}")
+        return v
 
     @field_validator("batch_size", "pca_dim")
     @classmethod
@@ -270,6 +302,8 @@ class FeaturesConfig(_Model):
             raise ValueError("--pca-dim/--whiten need --normalize pca")
         if self.quantize == "uint8" and self.normalize != "pca":
             raise ValueError("--quantize uint8 needs --normalize pca (as published frame-feature datasets do)")
+        if self.text_template and not self.text_labels:
+            raise ValueError("--text-template needs --text-labels")
         return self
 
 
@@ -363,12 +397,13 @@ def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
 def run_config_from(tables: dict[str, dict[str, Any]], *, model_defaults: bool = False) -> RunConfig:
     """Build a RunConfig from stage tables (as loaded from TOML and merged with CLI flags).
 
-    With ``model_defaults`` (the inputs include videos) a features table adds its model's sampling defaults to the
-    split table where the user chose none, so the library and the CLI build the same config from the same tables.
+    A features table gets its model's defaults where the user chose none (so the library and the CLI build the
+    same config from the same tables): l2 normalization for image-text models always, and with ``model_defaults``
+    (the inputs include videos) the model's sampling defaults in the split table. An unknown model is refused here.
     """
     tables = {k: dict(v) if isinstance(v, dict) else v for k, v in tables.items()}
-    if model_defaults and "features" in tables:
-        apply_model_defaults(tables)
+    if "features" in tables:
+        apply_model_defaults(tables, sampling=model_defaults)
     run_opts = dict(tables.get("run", {}))
     kwargs: dict[str, Any] = {"split": build(SplitConfig, tables.get("split", {}), section="split")}
     for name, model in list(STAGE_MODELS.items())[1:]:
@@ -377,16 +412,20 @@ def run_config_from(tables: dict[str, dict[str, Any]], *, model_defaults: bool =
     return build(RunConfig, {**run_opts, **kwargs}, section="run")
 
 
-def apply_model_defaults(tables: dict[str, dict[str, Any]]) -> None:
-    """Sampling defaults per model kind when the user chose none: 1 fps for 2D models, model-length clips for 3D."""
-    from vidprep.stages.features import MODELS
+def apply_model_defaults(tables: dict[str, dict[str, Any]], *, sampling: bool = True) -> None:
+    """Per-model defaults when the user chose none: sampling (1 fps for 2D models, model-length clips for clip
+    models) and, for image-text models, l2 normalization (their embeddings are compared by cosine)."""
+    from vidprep.stages.models import get_backend
 
-    spec = MODELS.get(tables["features"].get("model", "resnet18"))
-    split = tables.setdefault("split", {})
-    if spec is None:
+    feats = tables["features"]
+    backend = get_backend(feats.get("model", "resnet18"))
+    if backend.image_text and not any(feats.get(k) for k in ("normalize", "stats_from")):
+        feats["normalize"] = "l2"
+    if not sampling:
         return
+    split = tables.setdefault("split", {})
     chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
     chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
-    for key, value in spec.default_split.items():
+    for key, value in backend.default_split.items():
         if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
             split.setdefault(key, value)

@@ -145,6 +145,8 @@ class ClipRow:
     label: int = -1
     aug_params: dict | None = None
     features: np.ndarray | None = None
+    quality: dict[str, float] | None = None
+    phash: np.ndarray | None = None
 
 
 @dataclass

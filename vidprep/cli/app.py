@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from vidprep import __version__
-from vidprep.cli import env_cmd, probe_cmd, run_cmd, shards_cmd, stage_cmds
+from vidprep.cli import env_cmd, filter_cmd, probe_cmd, run_cmd, shards_cmd, stage_cmds
 from vidprep.cli.output import report_error
 from vidprep.errors import EXIT_INTERRUPTED, VidprepError
 
@@ -44,6 +44,7 @@ def root(
 probe_cmd.register(app)
 stage_cmds.register(app)
 run_cmd.register(app)
+filter_cmd.register(app)
 app.add_typer(shards_cmd.app, name="shards")
 env_cmd.register(app)
 

@@ -74,11 +74,15 @@ SPLIT_OPTS = (
     _o("scenes", Optional[bool], "--scenes/--no-scenes", help="Cut at shot boundaries; clips never cross a cut.", panel=_SPLIT),
     _o("scene_threshold", Optional[float], "--scene-threshold", help="Adaptive detector ratio threshold (default 3.0).", panel=_SPLIT),
     _o("min_scene_seconds", Optional[float], "--min-scene-seconds", help="Shortest scene (default 0.6 s).", panel=_SPLIT),
+    _o("scene_detector", Optional[str], "--scene-detector", help="adaptive (default) | transnetv2 | hybrid (transnetv2/hybrid need: pip install vidprep\\[scenes]).", panel=_SPLIT),
+    _o("scene_prob_threshold", Optional[float], "--scene-prob-threshold", help="TransNetV2 transition probability threshold (default 0.5).", panel=_SPLIT),
     _o("format", Optional[str], "--format", help="h5 (shards, default) | jpg | png | mp4.", panel=_SPLIT),
     _o("frame_codec", Optional[str], "--frame-codec", help="Frames in shards: raw (default) | jpeg.", panel=_SPLIT),
     _o("jpeg_quality", Optional[int], "--jpeg-quality", help="JPEG quality 1-100 (default 90).", panel=_SPLIT),
     _o("labels", Optional[str], "--labels", help="CSV of video_id,label.", panel=_SPLIT),
     _o("label_from_dir", Optional[bool], "--label-from-dir", help="Class = the video's parent directory name.", panel=_SPLIT),
+    _o("metrics", Optional[bool], "--metrics/--no-metrics", help="Per-clip quality metrics and perceptual hashes (default on).", panel=_SPLIT),
+    _o("keep", Optional[str], "--keep", help="Keep only clips whose metrics pass, e.g. 'motion > 1.5 and black_ratio < 0.5'.", panel=_SPLIT),
 )
 
 ENHANCE_OPTS = (
@@ -103,8 +107,8 @@ AUGMENT_OPTS = (
 )
 
 FEATURE_OPTS = (
-    _o("model", Optional[str], "--model", help="Model name (see --list-models).", panel=_FEAT),
-    _o("weights", Optional[str], "--weights", help="DEFAULT | a torchvision weights name | PATH to a state dict | none.", panel=_FEAT),
+    _o("model", Optional[str], "--model", help="resnet18 | open_clip:ARCH | hf:ID or DIR | timm:NAME (see --list-models).", panel=_FEAT),
+    _o("weights", Optional[str], "--weights", help="DEFAULT | a weights/tag name | PATH (file or model dir) | none.", panel=_FEAT),
     _o("pool", Optional[str], "--pool", help="2D models on clips: mean | max | none (keep T).", panel=_FEAT),
     _o("device", Optional[str], "--device", help="auto | cpu | cuda | mps.", panel=_FEAT),
     _o("batch_size", Optional[int], "--batch-size", help="Frames or clips per forward pass.", panel=_FEAT),
@@ -115,6 +119,8 @@ FEATURE_OPTS = (
     _o("quantize", Optional[str], "--quantize", help="none | uint8 (after PCA).", panel=_FEAT),
     _o("stats_from", Optional[str], "--stats-from", help="Apply normalization.h5 fitted by another run.", panel=_FEAT),
     _o("dtype", Optional[str], "--dtype", help="Stored feature dtype: float32 | float16.", panel=_FEAT),
+    _o("text_labels", Optional[str], "--text-labels", help="Zero-shot labels (image-text models): a file with one class prompt per line; scores go to /clips/text_scores.", panel=_FEAT),
+    _o("text_template", Optional[str], "--text-template", help="Prompt template for --text-labels, e.g. 'a photo of {}'.", panel=_FEAT),
 )
 
 PREVIEW_OPT = (

@@ -89,24 +89,60 @@ def ls_cmd(
     paths: PATHS,
     clips: Annotated[bool, typer.Option("--clips", help="One line per clip instead of per video.")] = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")] = False,
+    parquet: Annotated[bool, typer.Option(
+        "--parquet", help="Write (or rewrite) OUT/index.parquet, one row per clip, for each output directory given; "
+        "prints the paths written.")] = False,
+    top_labels: Annotated[int, typer.Option("--top-labels", help="With zero-shot scores (features --text-labels): "
+                                                                 "the K best labels per clip (implies --clips).")] = 0,
 ) -> None:
-    """List videos (or clips) with counts and times.
+    """List videos (or clips) with counts and times, or write the Parquet clip index of existing outputs.
 
     Examples:
 
       vidprep shards ls frames/
 
       vidprep shards ls frames/ --clips --jsonl | head
+
+      vidprep shards ls --parquet frames/
+
+      vidprep shards ls clipfeats/ --top-labels 3
     """
+    from vidprep.errors import UsageError
     from vidprep.shards.inspect import ls
 
     setup_logging()
-    for row in ls(paths, clips=clips):
+    if parquet:
+        _write_parquet(paths, clips or jsonl or top_labels > 0)
+        return
+    if top_labels < 0:
+        raise UsageError("--top-labels must be >= 0")
+    for row in ls(paths, clips=clips or top_labels > 0, top_labels=top_labels):
         if jsonl:
             emit_json(row)
         else:
             emit("\t".join(_cell(v) for v in row.values()))
 
 
+def _write_parquet(paths: list[str], listing: bool) -> None:
+    """`ls --parquet`: one index.parquet per output directory (exit 2 for anything else)."""
+    from pathlib import Path
+
+    from vidprep.errors import UsageError
+    from vidprep.shards.parquet_index import write_index
+
+    if listing:
+        raise UsageError("--parquet writes index files; it does not combine with --clips or --jsonl")
+    for path in paths:
+        if not Path(path).is_dir():
+            raise UsageError("--parquet needs an output directory (it writes DIR/index.parquet)", path=path)
+    for path in paths:
+        written = write_index(path)
+        if written is None:
+            raise UsageError("--parquet: no shard-*.h5 and no index.jsonl in this directory", path=path)
+        emit(str(written))
+
+
 def _cell(v: Any) -> str:
+    if isinstance(v, list) and all(isinstance(x, list) and len(x) == 2 for x in v):  # top labels: label:score
+        return ",".join(f"{label}:{score:.3f}" for label, score in v)
     return f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -32,6 +32,7 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
     """Merge the config file's tables (stages up to ``stage``) with the flags the user gave, then validate.
 
     Per-model split defaults are for videos: with only shard inputs (frames already sampled) none are added.
+    Image-text models default to ``--normalize l2`` either way.
     """
     tables = {k: dict(v) for k, v in (file_tables or {}).items()}
     upto = STAGES[: STAGES.index(stage) + 1]
@@ -153,13 +154,18 @@ Examples:
 
   vidprep augment videos/ -o aug/ --fps 2 --random-resized-crop --crop 224 --keep-original --preview aug.png
 """,
-    "features": """CNN features from 2D image models (per frame, pooled) or 3D video models (per clip), normalized.
+    "features": """Features from image models (per frame, pooled) or video models (per clip), normalized: torchvision,
+open_clip (CLIP/SigLIP, zero-shot labels), Hugging Face (DINOv2, CLIP/SigLIP towers, VideoMAE) and timm.
 
 Examples:
 
   vidprep features videos/ -o feats/ --model resnet50 --fps 1 --normalize pca --pca-dim 256 --quantize uint8
 
   vidprep features videos/ -o feats/ --model r2plus1d_18 --clip-frames 16 --size 112 --weights ckpt.pt
+
+  vidprep features videos/ -o clip/ --model open_clip:ViT-B-32 --weights openai --text-labels labels.txt
+
+  vidprep features videos/ -o dino/ --model hf:facebook/dinov2-small --weights ./dinov2-small/
 
   vidprep features --list-models
 """,
@@ -181,9 +187,16 @@ def _make(stage: str) -> Any:
 
 
 def list_models() -> None:
-    """Print the feature model registry: name, kind, dim, default input."""
+    """Print the model families (what each needs, whether installed), then the torchvision registry."""
     from vidprep.stages.features import list_models as registry
+    from vidprep.stages.models import families
 
+    emit("family\tinstalled\tneeds\t--weights\texamples")
+    for fam in families():
+        emit("\t".join([fam["family"], "yes" if fam["installed"] else "no", fam["needs"], fam["weights"],
+                        fam["examples"]]))
+    emit("")
+    emit("torchvision model\tkind\tdim\tinput")
     for row in registry():
         emit("\t".join(str(row[k]) for k in ("name", "kind", "dim", "input")))
 

@@ -18,7 +18,7 @@ from vidprep.inputs import InputList
 FRAME_OPTIONS = (
     "fps", "every", "num_frames", "size", "resize", "center_crop", "deinterlace", "clip_frames", "stride",
     "clip_seconds", "clip_stride", "tail", "scenes", "scene_threshold", "min_scene_seconds", "scene_window",
-    "scene_min_content",
+    "scene_min_content", "scene_detector", "scene_prob_threshold",
 )
 
 

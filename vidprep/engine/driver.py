@@ -90,10 +90,12 @@ def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
 
 
 def clear_output(out_dir: Path) -> None:
-    """Remove what an earlier run wrote (every format's outputs, manifest, errors), for --overwrite."""
+    """Remove what an earlier run wrote (every format's outputs, manifest, errors, indexes), for --overwrite."""
+    from vidprep.shards.indexes import INDEX_FILES
+
     for kind in all_kinds():
         kind.clear(out_dir)
-    for name in ("manifest.json", "errors.jsonl", "normalization.h5"):
+    for name in ("manifest.json", "errors.jsonl", "normalization.h5", *INDEX_FILES):
         (out_dir / name).unlink(missing_ok=True)
 
 
@@ -116,6 +118,7 @@ def run(
     from vidprep.engine.applicable import record_applied
     from vidprep.media.ffmpeg import require_ffmpeg
     from vidprep.engine.normalize_setup import resolve_stats_from
+    from vidprep.stages.scene_detect import check_scene_options
 
     started = time.monotonic()
     out = Path(out_dir).absolute()
@@ -123,6 +126,7 @@ def run(
     record = record_applied(config, listed)
     if listed.videos:
         require_ffmpeg()
+        check_scene_options(config.split)  # vidprep.stages.scene_detect: exit 2 before decoding
     labels = resolve_run_labels(listed, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
     check_run_device(config, options.executor, options.ray_address)
@@ -169,15 +173,19 @@ def _check_stage_setup(job: Job, executor: str) -> Job:
     feats = job.config.features
     if feats is not None and feats.stats_from and not Path(feats.stats_from).is_file():
         raise UsageError("--stats-from: normalization file not found", path=feats.stats_from)
+    from vidprep.stages.zero_shot import check_text_labels
+
+    check_text_labels(feats)
     if executor == "serial":
         if feats is not None or job.config.augment is not None:
             context_for(job)
         return job
     if feats is None:
         return job
-    from vidprep.stages.models import get_spec, resolve_weights, verify_weights
+    from vidprep.stages.models import get_backend
 
-    return replace(job, weights_proof=verify_weights(resolve_weights(get_spec(feats.model), feats.weights)))
+    backend = get_backend(feats.model)
+    return replace(job, weights_proof=backend.verify(backend.resolve_weights(feats.weights)))
 
 
 def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary, *, video_units: int,
@@ -283,7 +291,9 @@ def _publish(out: Path, result: UnitResult, record: dict, summary: RunSummary, o
 
 
 def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expected_shards: int | None) -> None:
-    """End-of-run work: feature normalization, index.jsonl for file outputs, compact errors."""
+    """End-of-run work: feature normalization, index.jsonl for file outputs, index.parquet (and metadata.jsonl for
+    mp4), compact errors."""
+    from vidprep.shards.indexes import finish_indexes
     from vidprep.shards.manifest import compact_errors
 
     if config.features is not None and (config.features.normalize != "none" or config.features.stats_from):
@@ -291,4 +301,5 @@ def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expecte
 
         normalize_output(out, config.features, expected_shards)
     kind_for(fmt).finish(out)
+    finish_indexes(out, fmt)
     summary.errors = compact_errors(out)

@@ -85,6 +85,8 @@ def row_kwargs(row: ClipRow) -> dict:
         "padded": row.padded,
         "aug_params": row.aug_params,
         "features": row.features,
+        "quality": row.quality,
+        "phash": row.phash,
     }
 
 

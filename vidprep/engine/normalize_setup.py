@@ -36,10 +36,11 @@ def weights_id(info: dict[str, Any]) -> str:
 
 def run_model(feats: FeaturesConfig, seed: int) -> dict[str, Any]:
     """Model name, weights id and feature dimension this run's features will have (reads no video)."""
-    from vidprep.stages.models import get_spec, resolve_weights, sha256_of
+    from vidprep.stages.models import get_backend, sha256_of
 
-    spec = get_spec(feats.model)
-    choice = resolve_weights(spec, feats.weights)
+    backend = get_backend(feats.model)
+    choice = backend.resolve_weights(feats.weights)
+    spec = backend.feature_spec(choice)
     info: dict[str, Any] = {"weights": choice.id, "source": choice.source, "seed": seed}
     if choice.source == "file":
         info["sha256"] = sha256_of(Path(choice.id))

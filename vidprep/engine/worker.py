@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from vidprep.shards.source import ShardVideo
     from vidprep.stages.enhance import Enhancer
     from vidprep.stages.features import FeatureExtractor
-    from vidprep.stages.scenes import SceneScorer
 
 log = logging.getLogger("vidprep.engine.worker")
 
@@ -80,6 +79,9 @@ class Context:
             share = threads.current()
             self.extractor = FeatureExtractor(cfg.features, seed=cfg.seed, threads=share.threads(),
                                               before_batch=share.apply, proof=job.weights_proof)
+        from vidprep.stages.zero_shot import zero_shot_for
+
+        self.zero_shot = zero_shot_for(self.extractor, cfg.features)
         if cfg.augment is not None:
             from vidprep.stages.augment import Augmenter
 
@@ -130,6 +132,8 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     spec = SinkSpec(job.config, job.config_record, job.out_dir, job.kind)
     sink = kind_for(output_format(job.config)).open(spec, Path(shard_path), _class_names(unit, job), ctx.describe(job))
     with threads.current().unit(), sink:
+        if ctx.zero_shot is not None:
+            ctx.zero_shot.attach(sink)
         for item in unit.items:
             if isinstance(item, str):
                 results.extend(_run_input_shard(job, ctx, sink, item))
@@ -178,11 +182,15 @@ class VideoProcessor:
         self.scratch: ScratchFrames | None = None
         self.pts = np.zeros(0, np.float64)
         self.idx = np.zeros(0, np.int64)
+        self.scenes = None
+        self.metrics = None
 
     def run(self, item: InputItem) -> VideoResult:
         """Process one source video; errors become a VideoResult with the message, never an exception."""
+        from vidprep.engine.curation import decode_metrics
         from vidprep.media.decode import decode
         from vidprep.media.probe import probe
+        from vidprep.stages.scene_detect import scene_detection
 
         def body() -> tuple[int, int]:
             self.stage = "probe"
@@ -190,8 +198,12 @@ class VideoProcessor:
             self.v = self.sink.add_video(item.video_id, printable_path(item.path), video_meta(info))
             self.stage = "decode"
             split = self.cfg.split
+            self.scenes = scene_detection(split, info)  # reads every decoded frame on its own decode branches
+            self.metrics = decode_metrics(split, info)  # so do the quality metrics (one small rgb24 branch)
+            branches = [*(self.scenes.branches() if self.scenes else ()),
+                        *([self.metrics.branch] if self.metrics else ())]
             frames = decode(info, split.sampling(), split.size_spec(), timeout_s=self.cfg.timeout_s,
-                            max_pixels=self.cfg.max_pixels, deinterlace=split.deinterlace)
+                            max_pixels=self.cfg.max_pixels, deinterlace=split.deinterlace, branches=branches)
             return self._stages(item.video_id, chunked(frames, CHUNK), None, self.job.labels.of(item.video_id))
 
         return self._guard(VideoResult(item.video_id, item.path), body)
@@ -225,12 +237,17 @@ class VideoProcessor:
 
     def _stages(self, video_id: str, chunks: Iterable, rows: list[ClipRow] | None, label: int) -> tuple[int, int]:
         """Enhance/store/score frames, plan (or take) clip rows, augment, attach features, add rows to the sink."""
+        from vidprep.engine.curation import carry_to_copies, curate_rows, scene_scores_of, start_metrics
+
+        self.metrics = self.metrics or start_metrics(self.cfg.split)  # input shards: measure the stored frames
         self.pts, self.idx, scores, per_frame = self.ingest(chunks)
         self.stage = "split"
         if rows is None:
             rows = self.plan(self.pts, scores, label)
+        rows = curate_rows(self.metrics, self.cfg.split, rows, scene_scores_of(self.scenes), video_id, self.idx)
         self.stage = "features" if self.ctx.extractor is not None else "augment"
-        rows = self.finish_rows(video_id, rows, per_frame)
+        originals, rows = rows, self.finish_rows(video_id, rows, per_frame)
+        carry_to_copies(rows, originals)
         dtype = stored_feature_dtype(self.cfg)
         for row in rows:
             if row.features is not None:
@@ -249,16 +266,14 @@ class VideoProcessor:
     def ingest(self, chunks: Iterable) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Stream frame chunks through enhancement into storage, scene scoring and 2D features."""
         enhancer = self.ctx.enhancer(self.job)
-        scorer = self._scene_scorer()
         feats = self._frame_features()
         self.scratch = ScratchFrames(self.job.out_dir) if self._needs_scratch() else None
         pts_all, idx_all = [], []
         for rgb, pts, idx in chunks:
             if enhancer is not None:
                 rgb = enhancer.apply(rgb)
-            if scorer is not None:
-                for frame in rgb:
-                    scorer.push(frame)
+            if self.metrics is not None:
+                self.metrics.push(rgb, pts)
             if self.ctx.augmenter is None:
                 self.sink.append_frames(self.v, rgb, pts, idx)
             if self.scratch is not None:
@@ -269,16 +284,9 @@ class VideoProcessor:
             idx_all.append(idx)
         if not pts_all:
             raise VidprepError("no frames decoded")
-        scores = scorer.scores if scorer is not None else None
+        scores = None  # scene scores come from the decode's branches (self.scenes), not from these frames
         per_frame = feats.result() if feats is not None else None
         return np.concatenate(pts_all), np.concatenate(idx_all), scores, per_frame
-
-    def _scene_scorer(self) -> SceneScorer | None:
-        if not self.cfg.split.scenes:
-            return None
-        from vidprep.stages.scenes import SceneScorer
-
-        return SceneScorer()
 
     def _frame_features(self) -> FrameFeatures | None:
         ex = self.ctx.extractor
@@ -305,14 +313,10 @@ class VideoProcessor:
 
         cuts: list[int] = []
         split = self.cfg.split
-        if scores is not None:
-            from vidprep.stages.scenes import find_cuts
-
-            self.sink.set_video_array(self.v, "scene_score", np.asarray(scores, np.float32))
-            cuts = find_cuts(
-                scores, pts, threshold=split.scene_threshold, window=split.scene_window,
-                min_content=split.scene_min_content, min_scene_s=split.min_scene_seconds,
-            )
+        if self.scenes is not None:
+            for name, values in self.scenes.arrays().items():
+                self.sink.set_video_array(self.v, name, values)
+            cuts = self.scenes.row_cuts(self.idx)
         specs = plan_clips(pts, split, cuts, frame_duration_s=1.0 / split.fps if split.fps else None)
         return [ClipRow(c.frame_start, c.frame_stop, c.padded, c.start_s, c.end_s, c.clip_index, label=label)
                 for c in specs]

@@ -50,6 +50,11 @@ files that mislabel themselves progressive); ``"off"`` passes fields through as 
 source resolution before sampling, because it needs the neighbouring frames; frame counts, ordinals and pts are
 the same in every mode (tested), only pixels change.
 
+Branches (scene detection): ``decode(..., branches=...)`` adds outputs to the same ffmpeg process, split off
+after the ``PRE`` showinfo and before ``select``, each receiving every decoded frame at its own size on its own
+pipe (:mod:`vidprep.media.branches`). Such a decode is always sequential: a seek plan would skip the frames the
+branches must see.
+
 Errors: a file that fails part-way (truncated, corrupt) yields every frame that decoded; DecodeError is raised
 afterwards only if ffmpeg exits non-zero, made no progress for ``timeout_s``, or decoded no frame at all.
 """
@@ -61,7 +66,7 @@ import logging
 import queue
 import re
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 import numpy as np
 
@@ -69,6 +74,7 @@ from vidprep.errors import ConfigError, DecodeError
 from vidprep.media import ffmpeg as tools
 from vidprep.media.filtergraph import (HDR_TRANSFERS, ROTATE_FILTERS, decode_argv, deinterlace_filter, output_size,
                                       run_argv, without_tonemap)
+from vidprep.media.branches import Branch, BranchPipes
 from vidprep.media.framelog import END, FrameLog, IndexedFrameLog, StreamEnded
 from vidprep.media.probe import scan_video_packets
 from vidprep.media.seek import FrameIndex, SeekRun, plan_runs, sampled_ordinals, startup_frames, worth_seeking
@@ -101,7 +107,7 @@ def check_request(info: VideoInfo, sampling: Sampling, size: SizeSpec, max_pixel
 
 def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
            timeout_s: float = 600.0, max_pixels: int = 8192 * 8192, prefetch: int = 16,
-           deinterlace: str = "auto", seek: bool = True) -> Iterator[DecodedFrame]:
+           deinterlace: str = "auto", seek: bool = True, branches: Sequence[Branch] = ()) -> Iterator[DecodedFrame]:
     """Decode one video into RGB frames (H, W, 3) uint8 with pts (s from the first frame) and source ordinals.
 
     Arguments are checked now; ffmpeg starts on the first ``next()``. ``timeout_s`` is the longest ffmpeg may go
@@ -109,6 +115,8 @@ def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = Si
     ``prefetch`` frames are decoded ahead on a thread, so memory is bounded whatever the video's length.
     ``deinterlace`` is ``"auto"`` (only streams flagged interlaced), ``"on"`` or ``"off"`` (module docstring).
     ``seek=False`` always decodes sequentially (see "Sparse sampling" in the module docstring).
+    ``branches`` receive every decoded frame at their own size (:mod:`vidprep.media.branches`, e.g. the scene
+    detectors); a decode with branches is always sequential.
     Closing the iterator early (``break``, exception, Ctrl-C) kills and reaps ffmpeg.
 
     Raises:
@@ -117,7 +125,8 @@ def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = Si
     """
     check_request(info, sampling, size, max_pixels)
     attempt = functools.partial(_decode_checked, sampling=sampling, size=size, timeout_s=timeout_s,
-                                prefetch=prefetch, deinterlace=deinterlace, seek=seek)
+                                prefetch=prefetch, deinterlace=deinterlace, seek=seek and not branches,
+                                branches=tuple(branches))
     if info.color_transfer in HDR_TRANSFERS:
         return _tonemap_or_plain(info, attempt)
     return attempt(info)
@@ -144,7 +153,7 @@ def _tonemap_or_plain(info: VideoInfo, attempt: Callable[[VideoInfo], Iterator[D
 
 
 def _decode_checked(info: VideoInfo, *, sampling: Sampling, size: SizeSpec, timeout_s: float, prefetch: int,
-                    deinterlace: str, seek: bool) -> Iterator[DecodedFrame]:
+                    deinterlace: str, seek: bool, branches: tuple[Branch, ...] = ()) -> Iterator[DecodedFrame]:
     """The body of :func:`decode` after its checks: plan seeks or a sequential decode of one filter chain."""
     index, total = None, None
     may_seek = seek and _may_seek(info, sampling, deinterlace)
@@ -156,12 +165,13 @@ def _decode_checked(info: VideoInfo, *, sampling: Sampling, size: SizeSpec, time
             raise DecodeError("no video packets to decode", path=info.path)
     width, height = output_size(info, size)
     shape = (height, width, 3)
-    argv = decode_argv(info, sampling, size, total_frames=total, deinterlace=deinterlace)
+    decode_argv(info, sampling, size, total_frames=total, deinterlace=deinterlace)  # bad options raise now
+    argv = functools.partial(_branched_argv, info, sampling, size, total, deinterlace, branches)
     expected = min(total, int(sampling.value)) if sampling.mode == "uniform" else None
 
     def sequential() -> Iterator[DecodedFrame]:
         return _frames(info.path, argv, shape, sampled=sampling.mode != "all", timeout_s=timeout_s,
-                       prefetch=max(1, prefetch), expected=expected)
+                       prefetch=max(1, prefetch), expected=expected, branches=branches)
 
     if index is not None and may_seek:
         startup = startup_frames(info.coded_width * info.coded_height)
@@ -171,6 +181,13 @@ def _decode_checked(info: VideoInfo, *, sampling: Sampling, size: SizeSpec, time
             return _seek_frames(info, index, runs, size, shape, timeout_s=timeout_s, prefetch=max(1, prefetch),
                                 sequential=sequential)
     return sequential()
+
+
+def _branched_argv(info: VideoInfo, sampling: Sampling, size: SizeSpec, total: int | None, deinterlace: str,
+                   branches: tuple[Branch, ...], fds: Sequence[int]) -> list[str]:
+    """The sequential decode's command, with each branch writing to its pipe's file descriptor."""
+    return decode_argv(info, sampling, size, total_frames=total, deinterlace=deinterlace,
+                       branches=[(b.filters, fd) for b, fd in zip(branches, fds)])
 
 
 def _may_seek(info: VideoInfo, sampling: Sampling, deinterlace: str) -> bool:
@@ -221,11 +238,13 @@ def _seek_frames(info: VideoInfo, index: FrameIndex, runs: list[SeekRun], size: 
             return
 
 
-def _frames(path: str, argv: list[str], shape: tuple[int, int, int], *, sampled: bool, timeout_s: float,
-            prefetch: int, expected: int | None) -> Iterator[DecodedFrame]:
+def _frames(path: str, argv: Callable[[Sequence[int]], list[str]], shape: tuple[int, int, int], *, sampled: bool,
+            timeout_s: float, prefetch: int, expected: int | None,
+            branches: tuple[Branch, ...] = ()) -> Iterator[DecodedFrame]:
     """The sequential decode: every frame ffmpeg outputs, then the end-of-stream checks."""
     count = 0
-    stream = _stream(path, argv, shape, FrameLog(sampled=sampled), timeout_s=timeout_s, prefetch=prefetch)
+    stream = _stream(path, argv, shape, FrameLog(sampled=sampled), timeout_s=timeout_s, prefetch=prefetch,
+                     branches=branches)
     try:
         while True:
             frame = next(stream)
@@ -238,14 +257,24 @@ def _frames(path: str, argv: list[str], shape: tuple[int, int, int], *, sampled:
     _check_end(path, reason, count, expected, tail)
 
 
-def _stream(path: str, argv: list[str], shape: tuple[int, int, int], frame_log: FrameLog, *, timeout_s: float,
-            prefetch: int) -> Generator[DecodedFrame, None, tuple[str | None, list[str]]]:
-    """Run one ffmpeg process, yield its frames; returns ``(failure reason or None, stderr tail)``."""
+def _stream(path: str, argv: list[str] | Callable[[Sequence[int]], list[str]], shape: tuple[int, int, int],
+            frame_log: FrameLog, *, timeout_s: float, prefetch: int, branches: tuple[Branch, ...] = ()
+            ) -> Generator[DecodedFrame, None, tuple[str | None, list[str]]]:
+    """Run one ffmpeg process, yield its frames; returns ``(failure reason or None, stderr tail)``.
+
+    ``argv`` may be a function of the branches' pipe descriptors (see :mod:`vidprep.media.branches`)."""
     frames: queue.Queue = queue.Queue(maxsize=prefetch)
     stop = threading.Event()
     nbytes = shape[0] * shape[1] * shape[2]
-    proc = tools.FfmpegProcess(argv, path=path, on_line=frame_log.feed, idle_timeout_s=timeout_s,
-                               pipe_size=2 * nbytes)
+    pipes = BranchPipes(branches)
+    try:
+        command = argv(pipes.write_fds) if callable(argv) else argv
+        proc = tools.FfmpegProcess(command, path=path, on_line=frame_log.feed, idle_timeout_s=timeout_s,
+                                   pipe_size=2 * nbytes, pass_fds=pipes.write_fds)
+    except BaseException:
+        pipes.close()
+        raise
+    pipes.started()
     reader = threading.Thread(target=_read_frames, args=(proc, frame_log, shape, frames, stop), daemon=True,
                               name="vidprep-decode")
     reader.start()
@@ -260,6 +289,9 @@ def _stream(path: str, argv: list[str], shape: tuple[int, int, int], frame_log: 
         stop.set()
         proc.close()
         reader.join()
+        pipes.close()
+    if pipes.errors and not reason:
+        raise DecodeError(f"decode branch failed: {pipes.errors[0]}", path=path)
     return reason, list(proc.tail)
 
 

@@ -211,7 +211,7 @@ class FfmpegProcess:
     def __init__(self, argv: Sequence[str], *, path: str, on_line: Callable[[str | None], bool] | None = None,
                  idle_timeout_s: float | None = None, wall_timeout_s: float | None = None,
                  stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE,
-                 pipe_size: int | None = None) -> None:
+                 pipe_size: int | None = None, pass_fds: Sequence[int] = ()) -> None:
         self.argv = list(argv)
         self.path = path
         self.tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -224,7 +224,8 @@ class FfmpegProcess:
         self._paused = 0
         self._stop = threading.Event()
         log.debug("running %s", " ".join(self.argv))
-        self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, bufsize=0)
+        self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, bufsize=0,
+                                     pass_fds=tuple(pass_fds))
         if pipe_size and self.proc.stdout is not None:
             grow_pipe(self.proc.stdout.fileno(), pipe_size)
         self._threads = [threading.Thread(target=self._drain, name="ffmpeg-stderr", daemon=True),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from fractions import Fraction
 
 from vidprep.errors import ConfigError
@@ -125,10 +126,39 @@ def geometry_filters(info: VideoInfo, size: SizeSpec) -> list[str]:
 
 
 def decode_argv(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
-                total_frames: int | None = None, deinterlace: str = "auto", output: str = "pipe:1") -> list[str]:
-    """The exact ffmpeg command :func:`decode` runs (``total_frames`` is required for uniform sampling)."""
+                total_frames: int | None = None, deinterlace: str = "auto", output: str = "pipe:1",
+                branches: Sequence[tuple[list[str], int]] = ()) -> list[str]:
+    """The exact ffmpeg command :func:`decode` runs (``total_frames`` is required for uniform sampling).
+
+    ``branches`` are extra outputs, each (filters after the split, file descriptor to write to): see
+    :mod:`vidprep.media.branches`; without them the command is a plain ``-vf`` chain."""
     chain = filter_chain(info, sampling, size, total_frames, deinterlace=deinterlace)
-    return _argv(info, chain, {}, output)
+    argv = _argv(info, chain, {}, output)
+    if not branches:
+        return argv
+    return _branched(argv, chain, info, sampling, deinterlace, branches)
+
+
+def _branched(argv: list[str], chain: str, info: VideoInfo, sampling: Sampling, deinterlace: str,
+              branches: Sequence[tuple[list[str], int]]) -> list[str]:
+    """Turn a ``-vf`` decode command into a ``-filter_complex`` one: ``split`` after the PRE showinfo (or after
+    deinterlacing when every frame is kept), the main chain to ``output``, each branch to ``pipe:<fd>``."""
+    parts = chain.split(",")
+    head = [f for f in [deinterlace_filter(info, deinterlace)] if f]
+    if sampling.mode != "all":
+        head.append(f"showinfo@{PRE}=checksum=0")
+    main = parts[len(head):]
+    labels = [f"[vpb{i}]" for i in range(len(branches))]
+    graph = [f"[0:V:0]{','.join(head + ['split=' + str(len(branches) + 1)])}[vpmain]{''.join(labels)}",
+             f"[vpmain]{','.join(main)}[vpout]"]
+    graph += [f"{label}{','.join(filters)}[vpo{i}]" for i, (label, (filters, _)) in enumerate(zip(labels, branches))]
+    vf = argv.index("-vf")
+    out = argv[:vf] + argv[vf + 2:]
+    out[out.index("-map") + 1] = "[vpout]"
+    out[out.index("-map"):out.index("-map")] = ["-filter_complex", ";".join(graph)]
+    for i, (_, fd) in enumerate(branches):
+        out += ["-map", f"[vpo{i}]", "-f", "rawvideo", "-fps_mode", "passthrough", f"pipe:{fd}"]
+    return out
 
 
 def run_argv(info: VideoInfo, run: SeekRun, index: FrameIndex, size: SizeSpec = SizeSpec(), *,

@@ -235,12 +235,14 @@ def _check_videos(f: h5py.File) -> list[str]:
 
 
 def _check_clips(f: h5py.File) -> list[str]:
+    from vidprep.shards.clip_extras import problems as extras_problems
+
     if "video_index" not in f["clips"]:
         return ["missing dataset /clips/video_index"]
     n = _rows(f["clips/video_index"])
     if n > MAX_ROWS:
         return [f"/clips/video_index claims {n} clips (at most {MAX_ROWS} per shard)"]
-    return _check_columns(f["clips"], CLIP_FIELDS, n, "clips")
+    return _check_columns(f["clips"], CLIP_FIELDS, n, "clips") + extras_problems(f["clips"], n)
 
 
 def _check_offsets(f: h5py.File) -> list[str]:

@@ -165,12 +165,28 @@ def _check_inputs(inputs: list[str], sources: dict[str, tuple[str, Path]], dirs:
             for x in inputs if x not in done and os.path.abspath(x) not in done]
 
 
-def ls(paths: Paths, clips: bool = False) -> Iterator[dict[str, Any]]:
+def ls(paths: Paths, clips: bool = False, top_labels: int = 0) -> Iterator[dict[str, Any]]:
     """One dict per video (shard, v, video_id, source, meta, frames, clips, frame_shape), or with ``clips``
-    one per clip (shard, row, video_id, clip_index, aug_index, start_s, end_s, frames, label, label_name)."""
+    one per clip (shard, row, video_id, clip_index, aug_index, start_s, end_s, frames, label, label_name), plus
+    with ``top_labels`` K the K best zero-shot labels of each clip (``top_labels``: [[label, score], ...])."""
     for path in fmt.find_shards(paths):
         with trust.open_shard(path) as f:
-            yield from (_clip_rows(f, path) if clips else _video_rows(f, path))
+            if not clips:
+                yield from _video_rows(f, path)
+                continue
+            top = _top_labels(f, path, top_labels) if top_labels else None
+            for row in _clip_rows(f, path):
+                yield row if top is None else {**row, "top_labels": top[row["row"]]}
+
+
+def _top_labels(f: h5py.File, path: Path, k: int) -> list[list[list[Any]]]:
+    """Per clip row, its ``k`` best (label, score) pairs from /clips/text_scores."""
+    if "text_scores" not in f["clips"] or "text_labels_json" not in f["meta"]:
+        raise ShardError("no zero-shot scores in this shard (made without --text-labels)", path=str(path))
+    labels = (fmt.read_json_attr(f, "meta/text_labels_json", default={}) or {}).get("labels", [])
+    scores = f["clips/text_scores"][:]
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[[labels[j], round(float(scores[r, j]), 4)] for j in best[r]] for r in range(len(scores))]
 
 
 def _video_rows(f: h5py.File, path: Path) -> Iterator[dict[str, Any]]:

@@ -107,6 +107,11 @@ class ShardSet:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return (self[i] for i in range(len(self)))
 
+    @property
+    def shard_sizes(self) -> list[int]:
+        """Clip rows per shard, in ``paths`` order (global row numbers run shard after shard)."""
+        return list(self._counts)
+
     def videos(self) -> list[str]:
         """Video ids in shard order."""
         return [vid for ids in self._ids for vid in ids]

@@ -68,7 +68,7 @@ def iter_videos(path: str | Path) -> Iterator[ShardVideo]:
         classes = read_json_attr(f, "meta/class_names", default=[]) or []
         videos = {k: f["videos"][k][:] for k in VIDEO_FIELDS}
         offsets = f["videos/clip_offset"][:]
-        clips = {k: f["clips"][k][:] for k in f["clips"] if k != "features"}
+        clips = {k: f["clips"][k][:] for k in f["clips"] if k not in ("features", "quality", "phash")}
         for v in range(len(offsets) - 1):
             meta = {k: _plain(videos[k][v]) for k in VIDEO_FIELDS if k not in ("id", "source")}
             rows = [_row(clips, i) for i in range(int(offsets[v]), int(offsets[v + 1]))]

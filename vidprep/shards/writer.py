@@ -21,6 +21,7 @@ from vidprep import __version__
 from vidprep.errors import ShardError
 from vidprep.shards import atomic
 from vidprep.shards import format as fmt
+from vidprep.shards.clip_extras import ClipExtras
 from vidprep.shards.manifest import ShardSummary, fsync_and_hash
 from vidprep.shards.storage import DiscardableFile, FeatureStore, extend_rows
 
@@ -63,6 +64,7 @@ class ShardWriter:
         self.temp_path = atomic.temp_path_for(self.path)
         self._videos: list[dict | None] = []
         self._clips: dict[str, list] = {k: [] for k in fmt.CLIP_FIELDS}
+        self._extras = ClipExtras()
         self._state = "open"
         self._raw = DiscardableFile(self.temp_path)
         atomic.claim(self.temp_path)  # lock + heartbeat: cleanup by another task never takes a live shard
@@ -195,9 +197,14 @@ class ShardWriter:
     def add_clip(
         self, v: int, *, frame_start: int, frame_stop: int, start_s: float, end_s: float, clip_index: int,
         aug_index: int = 0, label: int = -1, padded: int = 0, aug_params: dict | None = None,
-        features: np.ndarray | None = None,
+        features: np.ndarray | None = None, extra: dict[str, np.ndarray] | None = None,
+        quality: dict[str, float] | None = None, phash: np.ndarray | None = None,
     ) -> None:
-        """Add a clip row: frame rows [frame_start, frame_stop) of video v, plus ``padded`` repeats of the last."""
+        """Add a clip row: frame rows [frame_start, frame_stop) of video v, plus ``padded`` repeats of the last.
+
+        ``extra`` holds per-clip arrays stored as extra /clips/<name> columns (e.g. ``text_scores``); every row of
+        a shard must give the same names with the same shape. ``quality`` (metric name -> value) and ``phash`` (K,)
+        uint64 become /clips/quality/<name> and /clips/phash."""
         self._video(v)
         if (features is None) == (self.kind == "features"):
             raise ShardError("features are required in a features shard and not allowed in a frames shard")
@@ -211,8 +218,28 @@ class ShardWriter:
         }
         if self._features is not None:
             self._features.add(features)
+        self._add_extra(extra or {})
+        self._extras.add(quality, phash)
         for key, value in row.items():
             self._clips[key].append(value)
+
+    def _add_extra(self, extra: dict[str, np.ndarray]) -> None:
+        if not hasattr(self, "_extra"):
+            self._extra: dict[str, list[np.ndarray]] = {k: [] for k in extra}
+        if set(extra) != set(self._extra) or any(
+                k in fmt.CLIP_FIELDS or k == "features" or not k.isidentifier() for k in extra):
+            raise ShardError(f"extra clip columns must be the same valid names on every row, got {sorted(extra)}")
+        for key, value in extra.items():
+            self._extra[key].append(np.asarray(value))
+
+    def set_meta_array(self, name: str, data: np.ndarray) -> None:
+        """Store a numeric array at /meta/<name> (e.g. ``text_embeddings``); replaces an earlier one."""
+        self._require_open()
+        if not name.isidentifier() or f"meta/{name}" in (fmt.META_CONFIG, fmt.META_CLASSES):
+            raise ShardError(f"invalid or reserved meta name {name!r}")
+        if name in self._f["meta"]:
+            del self._f["meta"][name]
+        self._f["meta"].create_dataset(name, data=np.asarray(data))
 
     def set_meta(self, name: str, text: str) -> None:
         """Store an extra UTF-8 string at /meta/<name> (e.g. ``errors_json``: the unit's failures, for recovery)."""
@@ -237,6 +264,10 @@ class ShardWriter:
             kept = self._renumber_groups()
             order = self._clip_order(kept)
             self._write_tables(kept, order)
+            for name, rows in getattr(self, "_extra", {}).items():  # extra per-clip columns, in the final order
+                shape = rows[0].shape if rows else (0,)
+                self._f["clips"].create_dataset(name, data=np.stack([rows[i] for i in order]) if len(order) else
+                                                np.zeros((0, *shape), np.float32))
             if self._features is not None:
                 self._features.finish(order)
             self._f.close()
@@ -311,6 +342,7 @@ class ShardWriter:
         for name, dtype in fmt.CLIP_FIELDS.items():
             picked = new_v if name == "video_index" else [self._clips[name][i] for i in order]
             _column(self._f["clips"], name, list(picked), dtype)
+        self._extras.write(self._f["clips"], order)
         counts = np.bincount(new_v, minlength=len(kept))
         self._f["videos"].create_dataset("clip_offset", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 

@@ -1,10 +1,11 @@
 """Batched CNN feature extraction over uint8 RGB frames and clips (pure: numpy in, numpy out).
 
-A :class:`FeatureExtractor` loads one registry model (see :mod:`vidprep.stages.models`) once and runs it in batches
-under ``torch.inference_mode()`` with the device, precision, memory format and thread count chosen by
+A :class:`FeatureExtractor` loads one model of any family (a backend of :mod:`vidprep.stages.models`) once and
+runs it in batches under ``torch.inference_mode()`` with the device, precision, memory format and thread count chosen by
 :mod:`vidprep.stages.runtime`.
 
-Preprocessing is the chosen weights' ``weights.transforms()`` applied to whole batches with the same torchvision
+Preprocessing is the backend's :class:`InputSpec` (for torchvision the chosen weights' ``weights.transforms()``;
+for open_clip, transformers and timm their own eval configs) applied to whole batches with the same torchvision
 functional ops in the same order, on the model's device: resize (uint8, as torchvision does, which also takes
 PyTorch's fast uint8 path), center crop, scale to [0, 1], normalize by mean/std. So features equal a plain
 torchvision forward of ``weights.transforms()(frames)``. Frames arrive as (N,H,W,3); viewing them as (N,3,H,W) is a
@@ -23,17 +24,7 @@ import numpy as np
 
 from vidprep.config import FeaturesConfig
 from vidprep.errors import ConfigError
-from vidprep.stages.models import (
-    MODELS,
-    InputSpec,
-    ModelSpec,
-    WeightsProof,
-    build_model,
-    get_spec,
-    input_spec_for,
-    list_models,
-    resolve_weights,
-)
+from vidprep.stages.models import MODELS, FeatureSpec, InputSpec, ModelSpec, WeightsProof, get_backend, list_models
 from vidprep.stages.runtime import Runtime, choose_runtime, default_batch_size, memory_format
 
 __all__ = ["MODELS", "FeatureExtractor", "InputSpec", "ModelSpec", "list_models", "pool_frames", "preprocess"]
@@ -96,11 +87,12 @@ class FeatureExtractor:
                  before_batch: Callable[[], object] | None = None, proof: WeightsProof | None = None) -> None:
         self.cfg = cfg
         self.before_batch = before_batch
-        self.spec: ModelSpec = get_spec(cfg.model)
+        self.backend = get_backend(cfg.model)
         self.runtime: Runtime = choose_runtime(cfg.device, cfg.precision, threads)
-        choice = resolve_weights(self.spec, cfg.weights)
-        self.input: InputSpec = input_spec_for(self.spec, choice)
-        model, self.weights_info = build_model(self.spec, choice, seed=seed, proof=proof)
+        choice = self.backend.resolve_weights(cfg.weights)
+        self.spec: FeatureSpec = self.backend.feature_spec(choice)
+        self.input: InputSpec = self.backend.input_spec(choice)
+        model, self.weights_info = self.backend.build(choice, seed=seed, proof=proof)
         self.memory_format = memory_format(self.spec.kind, self.spec.channels_last, self.runtime.device)
         self.model = model.to(self.runtime.device, memory_format=self.memory_format)
         self.default_batch_size = default_batch_size(self.spec.kind, self.runtime.device)
@@ -119,7 +111,8 @@ class FeatureExtractor:
 
     def describe(self) -> dict[str, Any]:
         """Model, weights provenance (id, source, file and sha256), preprocessing and runtime, for shard metadata."""
-        return {"model": self.spec.name, "kind": self.spec.kind, "dim": self.dim, **self.weights_info,
+        return {"model": self.spec.name, "family": self.spec.family, "kind": self.spec.kind, "dim": self.dim,
+                **self.weights_info,
                 "preprocessing": self.preprocess_spec(), "precision": self.runtime.precision,
                 "device": self.runtime.device, "memory_format": str(self.memory_format).removeprefix("torch."),
                 "batch_size": self.batch_size}
@@ -143,6 +136,10 @@ class FeatureExtractor:
         b, t = clips.shape[:2]
         feats = self.extract_frames(clips.reshape(b * t, *clips.shape[2:])).reshape(b, t, self.dim)
         return pool_frames(feats, self.cfg.pool)
+
+    def text_embeddings(self, prompts: list[str]) -> np.ndarray:
+        """(K,D) float32 embeddings of text prompts (image-text models only; ConfigError otherwise)."""
+        return self.backend.encode_text(self.model, prompts).cpu().numpy().astype(np.float32)
 
     def _batched(self, data: np.ndarray, to_tensor: Any) -> np.ndarray:
         """Run the model over ``data`` in batches of ``self.batch_size``; float32 (N,D) out."""

@@ -70,7 +70,7 @@ class FilesOutput:
             part.unlink()
 
     def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> FileSink:
-        return FileSink(spec, path)
+        return FileSink(spec, path, class_names)
 
 
 def unit_part_header(video_ids: Iterable[str | None]) -> str:
@@ -83,8 +83,9 @@ class FileSink:
 
     keeps_frames = True
 
-    def __init__(self, spec: SinkSpec, part_path: Path) -> None:
+    def __init__(self, spec: SinkSpec, part_path: Path, class_names: list[str] | None = None) -> None:
         self.out_dir = Path(spec.out_dir)
+        self.class_names = list(class_names or [])
         self.fmt = spec.config.split.format
         self.quality = spec.config.split.jpeg_quality
         self.part_path = part_path
@@ -154,6 +155,7 @@ class FileSink:
             "clip_index": int(row["clip_index"]),
             "aug_index": int(row["aug_index"]),
             "label": int(row["label"]),
+            "label_name": _class_name(self.class_names, int(row["label"])),
             "start_s": float(row["start_s"]),
             "end_s": float(row["end_s"]),
             "padded": int(row["padded"]),
@@ -255,3 +257,8 @@ def _parts(out_dir: Path) -> Iterator[_Part]:
         if not found.exact:  # a part from before units recorded their inputs: what its lines name
             found.input_ids = {v for v in seen if v}
         yield found
+
+
+def _class_name(class_names: list[str], label: int) -> str | None:
+    """The name of class number ``label``, None when unlabeled (-1) or out of range."""
+    return class_names[label] if 0 <= label < len(class_names) else None

@@ -18,61 +18,30 @@ Weights (``--weights``), never falling back from one source to another:
 
 Preprocessing always follows the metadata of a torchvision weights enum (``weights.transforms()``): the chosen one,
 or the model's DEFAULT one for ``none`` and file weights (read from the enum, nothing is downloaded).
-Importing this module does not import torch.
+Shared weights reading and proofs live in :mod:`vidprep.stages.models.weights`; the generic backend interface in
+:mod:`vidprep.stages.models.base`. Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 from vidprep.errors import ConfigError, WeightsError
+from vidprep.stages.models import weights as w
+from vidprep.stages.models.base import (
+    IMAGENET_MEAN, IMAGENET_STD, Backend, FeatureSpec, InputSpec, WeightsChoice,
+)
+from vidprep.stages.models.weights import WeightsProof
 
-log = logging.getLogger("vidprep.stages.models")
+log = logging.getLogger("vidprep.stages.models.torchvision")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
-STATE_DICT_KEYS = ("state_dict", "model")
-STRIP_PREFIXES = ("module.", "_orig_mod.")
-OFFLINE_ENV = "VIDPREP_OFFLINE"
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How frames are prepared for a model, as torchvision's ``weights.transforms()`` does it.
-
-    ``resize``: one value = the short side (aspect kept); two values = exact (H, W) (torchvision's video presets).
-    ``antialias`` is False for the video presets because those models were trained without it.
-    ``clip_len``: frames per clip for 3D models (None for 2D).
-    """
-
-    resize: tuple[int, ...]
-    crop: tuple[int, int]
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
-    antialias: bool = True
-    clip_len: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON view, stored in the shard config."""
-        return {"resize": list(self.resize), "crop": list(self.crop), "mean": list(self.mean), "std": list(self.std),
-                "interpolation": self.interpolation, "antialias": self.antialias, "clip_len": self.clip_len}
-
-    def describe(self) -> str:
-        """Short human form, e.g. ``resize 256, crop 224`` or ``16 frames, resize 128x171, crop 112``."""
-        resize = "x".join(str(v) for v in self.resize)
-        crop = str(self.crop[0]) if self.crop[0] == self.crop[1] else f"{self.crop[0]}x{self.crop[1]}"
-        text = f"resize {resize}, crop {crop}"
-        return f"{self.clip_len} frames, {text}" if self.clip_len else text
 
 
 @dataclass(frozen=True)
@@ -154,16 +123,6 @@ def list_models() -> list[dict[str, Any]]:
             for s in MODELS.values()]
 
 
-@dataclass(frozen=True)
-class WeightsChoice:
-    """Resolved ``--weights``: where the parameters come from, and the enum member whose metadata preprocessing
-    follows (the chosen one, or the model's DEFAULT for ``none`` and file weights)."""
-
-    source: Literal["torchvision", "file", "none"]
-    id: str
-    enum: Any
-
-
 def resolve_weights(spec: ModelSpec, text: str) -> WeightsChoice:
     """Interpret ``--weights`` for ``spec``: ``none``, ``DEFAULT``, a weights name, or a path to a file."""
     from torchvision.models import get_model_weights
@@ -203,15 +162,6 @@ def hub_file(weights: Any) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_hub_file(weights: Any, name: str) -> tuple[Path, str]:
     """Path and sha256 of a torchvision checkpoint: from the hub cache, or downloaded when that can work."""
     import torch
@@ -227,7 +177,7 @@ def ensure_hub_file(weights: Any, name: str) -> tuple[Path, str]:
             torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=_hash_prefix(path), progress=False)
         except Exception as err:  # any failure (network, disk, hash) leaves the same instruction
             raise WeightsError(f"{missing}; download failed: {err}") from None
-    digest = sha256_of(path)
+    digest = w.sha256_of(path)
     if not digest.startswith(_hash_prefix(path) or ""):
         raise WeightsError(f"pretrained weights {name}: {path} is corrupt (sha256 {digest[:12]}...); "
                            f"delete it and put a fresh copy from {weights.url} there")
@@ -244,90 +194,7 @@ def _hash_prefix(path: Path) -> str | None:
 
 def _can_download(url: str, timeout: float = 3.0) -> bool:
     """True unless offline mode is set or the weights host cannot be reached within ``timeout`` seconds."""
-    if os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes"):
-        return False
-    host = urlparse(url).hostname or ""
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def read_state_dict(path: Path, *, label: str | None = None, mmap: bool = False) -> dict[str, Any]:
-    """Load a state dict with ``torch.load(weights_only=True)`` (code in a pickle is refused, never run).
-
-    Accepts a plain state dict or a dict holding one under ``state_dict``/``model``; strips wrapper prefixes.
-    ``mmap`` maps the tensors instead of reading them (a cheap structural check; legacy, non-zip files are read).
-    """
-    import pickle
-
-    import torch
-
-    where = label or str(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and _is_zip(path))
-    except FileNotFoundError:
-        raise WeightsError("weights file not found", path=where) from None
-    except pickle.UnpicklingError:
-        raise WeightsError("refused: the file holds Python objects other than tensors "
-                           "(torch.load weights_only=True; nothing in it was run)", path=where) from None
-    except Exception as err:  # torch raises RuntimeError/EOFError/ValueError... for truncated or foreign files
-        raise WeightsError(f"not a readable weights file (truncated or corrupt?): {type(err).__name__}",
-                           path=where) from None
-    return _as_state_dict(obj, where)
-
-
-def _is_zip(path: Path) -> bool:
-    """True for torch's zip checkpoint format (the only one ``torch.load`` can memory-map)."""
-    import zipfile
-
-    try:
-        return zipfile.is_zipfile(path)
-    except OSError:
-        return False
-
-
-def _as_state_dict(obj: Any, where: str) -> dict[str, Any]:
-    """Unwrap a checkpoint dict and check that what is left maps names to tensors."""
-    import torch
-
-    if isinstance(obj, dict):
-        for key in STATE_DICT_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise WeightsError(f"not a state dict (got {type(obj).__name__}; expected a dict of name -> tensor, "
-                           f"or one under {'/'.join(STATE_DICT_KEYS)})", path=where)
-    return {_strip(k): v for k, v in obj.items()}
-
-
-def _strip(key: str) -> str:
-    for prefix in STRIP_PREFIXES:
-        while key.startswith(prefix):
-            key = key[len(prefix):]
-    return key
-
-
-@dataclass(frozen=True)
-class WeightsProof:
-    """A weights file the driver checked before any decoding: its path, sha256 and the stat it had then, so a
-    worker that finds the file unchanged loads it without hashing it again."""
-
-    path: str
-    sha256: str
-    size: int
-    mtime_ns: int
-
-    def holds_for(self, path: Path) -> bool:
-        """True when ``path`` is the checked file and its size and mtime are unchanged."""
-        try:
-            st = path.stat()
-        except OSError:
-            return False
-        return str(path) == self.path and (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
+    return w.can_reach(urlparse(url).hostname or "", timeout)
 
 
 def verify_weights(choice: WeightsChoice) -> WeightsProof | None:
@@ -341,11 +208,8 @@ def verify_weights(choice: WeightsChoice) -> WeightsProof | None:
     if choice.source == "torchvision":
         path, digest = ensure_hub_file(choice.enum, choice.id)
     else:
-        path = Path(choice.id)
-        read_state_dict(path, mmap=True)
-        digest = sha256_of(path)
-    st = path.stat()
-    return WeightsProof(str(path), digest, st.st_size, st.st_mtime_ns)
+        return w.check_file(Path(choice.id))
+    return w.proof_for(path, digest)
 
 
 def _checked_file(choice: WeightsChoice, proof: WeightsProof | None) -> tuple[Path, str]:
@@ -355,7 +219,7 @@ def _checked_file(choice: WeightsChoice, proof: WeightsProof | None) -> tuple[Pa
         return path, proof.sha256
     if choice.source == "torchvision":
         return ensure_hub_file(choice.enum, choice.id)
-    return path, sha256_of(path)
+    return path, w.sha256_of(path)
 
 
 def build_model(spec: ModelSpec, choice: WeightsChoice, *, seed: int = 0,
@@ -376,7 +240,7 @@ def build_model(spec: ModelSpec, choice: WeightsChoice, *, seed: int = 0,
         if choice.source == "torchvision":
             info["file"] = str(path)
         info["sha256"] = digest
-        state = read_state_dict(path)
+        state = w.read_state_dict(path)
     with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's random state
         torch.manual_seed(seed)
         model = spec.builder(weights=None, **_builder_kwargs(spec, choice))
@@ -405,23 +269,7 @@ def _replace(model: Any, dotted: str, new: Any) -> None:
 
 def load_weights(model: Any, spec: ModelSpec, state: dict[str, Any], *, where: str) -> None:
     """Load ``state`` into the headless model: head keys dropped, every other key and shape must match."""
-    head = spec.head + "."
-    state = {k: v for k, v in state.items() if not k.startswith(head)}
-    own = model.state_dict()
-    shapes = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items()
-              if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    if shapes:
-        raise WeightsError(f"does not match {spec.name}: {len(shapes)} shape mismatches ({_few(shapes)})", path=where)
-    result = model.load_state_dict(state, strict=False)  # strict in effect: any key problem raises below
-    problems = [f"{len(keys)} {what} keys ({_few(keys)})"
-                for what, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
-    if problems:
-        raise WeightsError(f"does not match {spec.name}: {'; '.join(problems)}", path=where)
-
-
-def _few(items: list[str], n: int = 3) -> str:
-    more = f", ... {len(items) - n} more" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
+    w.load_matching(model, state, where=where, name=spec.name, ignore=(spec.head + ".",))
 
 
 def input_spec_for(spec: ModelSpec, choice: WeightsChoice) -> InputSpec:
@@ -435,3 +283,29 @@ def input_spec_for(spec: ModelSpec, choice: WeightsChoice) -> InputSpec:
 
 def _pair(values: list[int]) -> tuple[int, int]:
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+class TorchvisionBackend(Backend):
+    """A registry model (:data:`MODELS`) behind the common backend interface."""
+
+    family = "torchvision"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.name, self.kind, self.default_split = spec.name, spec.kind, dict(spec.default_split)
+
+    def resolve_weights(self, text: str) -> WeightsChoice:
+        return resolve_weights(self.spec, text)
+
+    def input_spec(self, choice: WeightsChoice) -> InputSpec:
+        return input_spec_for(self.spec, choice)
+
+    def feature_spec(self, choice: WeightsChoice) -> FeatureSpec:
+        s = self.spec
+        return FeatureSpec(s.name, s.kind, s.dim, s.clip_len, s.channels_last, self.family)
+
+    def verify(self, choice: WeightsChoice) -> WeightsProof | None:
+        return verify_weights(choice)
+
+    def build(self, choice: WeightsChoice, *, seed: int = 0, proof: Any = None) -> tuple[Any, dict[str, Any]]:
+        return build_model(self.spec, choice, seed=seed, proof=proof)

@@ -1,0 +1,263 @@
+"""Shot-boundary detection harness: precision / recall / F1 of every scene detector against known truth.
+
+Usage::
+
+    python benchmarks/sbd.py [--detectors adaptive,transnetv2,hybrid] [--pyscenedetect] [--overhead]
+    python benchmarks/sbd.py --bbc DIR                      # BBC Planet Earth: videos + <stem>.txt shot lists
+    python benchmarks/sbd.py --clipshots test.json --videos DIR
+
+Data: by default the synthetic corpus of :mod:`sbd_corpus` (hard cuts, dissolves / fades / wipes, fades through
+black and white, flashes and a fast pan that must not cut, a VFR variant), made once under benchmarks/media/sbd.
+``--bbc DIR``: every video under DIR with a shot list ``<stem>.txt`` next to it or anywhere under DIR (one
+``first last`` frame pair per shot, as the BBC Planet Earth annotations). ``--clipshots JSON --videos DIR``:
+ClipShots' ``{"video": {"frame_num": N, "transitions": [[s, e], ...]}}``; ``e - s == 1`` is a hard cut at ``e``,
+anything longer a gradual transition ``[s, e]``. Between two annotated shots, a gap of no frame is a hard cut (at
+the next shot's first frame) and a gap of frames a gradual transition over those frames.
+
+Each video is decoded once by vidprep's own decode with the detectors' branches (exactly what ``split --scenes``
+runs); every detector's boundaries are decoded-frame ordinals where a new scene starts. Matching is one-to-one
+(closest pairs first) at tolerance 0, 1 and 2 frames: a hard cut at c matches a boundary d with |d - c| <= tol,
+a gradual transition [a, b] one with a - tol <= d <= b + 1 + tol. Recall is per class; an unmatched boundary is a
+false positive of the class of the nearest true transition (so precision is per class too); ``all`` pools both.
+False cuts on flashes and pans are counted separately (boundaries inside them, +-2 frames).
+Speed: frames/s of each detector's own work (time spent in its branch consumer) and of a plain decode of the same
+video at its size; TransNetV2's ratio is its frames/s over the decode's. ``--overhead`` times ``vidprep split``
+on a 720p video with and without ``--scenes`` (best of 2). Writes benchmarks/results/sbd.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import MEDIA, VIDPREP, best_of, make_video, report  # noqa: E402
+from sbd_corpus import Truth, build  # noqa: E402
+
+from vidprep.media.branches import Branch  # noqa: E402
+from vidprep.media.decode import decode  # noqa: E402
+from vidprep.media.probe import probe  # noqa: E402
+from vidprep.types import Sampling, SizeSpec  # noqa: E402
+
+TOLERANCES = (0, 1, 2)
+
+
+def timed(fn: Callable[[np.ndarray], None], clock: list[float]) -> Callable[[np.ndarray], None]:
+    """``fn`` with its time added to ``clock[0]`` (it runs on the branch's reader thread)."""
+    def wrapped(frame: np.ndarray) -> None:
+        t = time.perf_counter()
+        fn(frame)
+        clock[0] += time.perf_counter() - t
+    return wrapped
+
+
+def run_detectors(path: Path, detectors: set[str], thresholds: list[float]) -> dict:
+    """Decode once with the needed branches; return cuts per detector, frame count and seconds per component."""
+    from vidprep.config import SplitConfig
+    from vidprep.stages.scene_detect import SceneDetection, merge_cuts
+    from vidprep.stages.scenes import find_cuts, min_scene_frames
+    from vidprep.stages.transnet import shared_model, transitions, transitions_to_cuts
+
+    info = probe(str(path))
+    detector = "hybrid" if {"transnetv2", "hybrid"} & detectors else "adaptive"
+    scenes = SceneDetection(SplitConfig(scenes=True, scene_detector=detector), info,
+                            shared_model() if detector == "hybrid" else None)
+    clocks = {}
+    branches = []
+    for b in scenes.branches():
+        clocks[b.name] = [0.0]
+        branches.append(Branch(b.name, b.filters, b.shape, timed(b.consume, clocks[b.name]), b.start))
+    count = sum(1 for _ in decode(info, Sampling(), SizeSpec(short_side=32), branches=branches))
+    count_all = len(scenes.scorer)
+    t = time.perf_counter()
+    arrays = scenes.arrays()  # TransNetV2's last windows run here
+    clocks.get("scene_prob", [0.0])[0] += time.perf_counter() - t
+    started = time.perf_counter()
+    decoded = sum(1 for _ in decode(info, Sampling(), seek=False))
+    decode_s = time.perf_counter() - started
+    hard = find_cuts(arrays["scene_score"], min_frames=min_scene_frames(0.6, info.avg_fps),
+                     flashes=arrays["scene_flash"].astype(bool))
+    plain = find_cuts(arrays["scene_score"], min_frames=min_scene_frames(0.6, info.avg_fps))
+    cuts = {"adaptive": hard}
+    for th in thresholds if "scene_prob" in arrays else []:
+        tag = "" if th == 0.5 else f"@{th:g}"
+        cuts["transnetv2" + tag] = transitions_to_cuts(arrays["scene_prob"], th)
+        cuts["hybrid" + tag] = merge_cuts(hard, transitions(arrays["scene_prob"], th), count_all)
+    return {"cuts": {k: v for k, v in cuts.items() if k.split("@")[0] in detectors}, "no_flash_filter": plain, "frames": count, "decoded": decoded,
+            "decode_s": decode_s, "adaptive_s": clocks["scene_score"][0], "transnetv2_s": clocks.get("scene_prob",
+                                                                                                 [0.0])[0]}
+
+
+def match(dets: list[int], truth: Truth, tol: int) -> dict:
+    """One-to-one matching (closest pairs first); TP/FP/FN per class (module docstring)."""
+    items = [("hard", c, c) for c in truth.hard] + [("gradual", a, b) for a, b in truth.gradual]
+
+    def dist(d: int, item: tuple) -> int:
+        kind, a, b = item
+        return abs(d - a) if kind == "hard" else max(0, a - d, d - (b + 1))
+
+    pairs = sorted((dist(d, it), i, j) for i, d in enumerate(dets) for j, it in enumerate(items))
+    used_d, used_t = set(), set()
+    out = {k: {"tp": 0, "fp": 0, "fn": 0} for k in ("hard", "gradual")}
+    for dd, i, j in pairs:
+        if dd <= tol and i not in used_d and j not in used_t:
+            used_d.add(i)
+            used_t.add(j)
+            out[items[j][0]]["tp"] += 1
+    for j, it in enumerate(items):
+        if j not in used_t:
+            out[it[0]]["fn"] += 1
+    for i, d in enumerate(dets):
+        if i not in used_d:
+            nearest = min(items, key=lambda it: dist(d, it))[0] if items else "hard"
+            out[nearest]["fp"] += 1
+    return out
+
+
+def false_cuts_on_distractors(dets: list[int], truth: Truth) -> int:
+    """Boundaries on a flash or a pan (+-2 frames) that are not within 2 frames of a true transition."""
+    spans = [(c, c) for c in truth.hard] + [(a, b + 1) for a, b in truth.gradual]
+    real = [d for d in dets if any(a - 2 <= d <= b + 2 for a, b in spans)]
+    return sum(1 for d in dets if d not in real for a, b in truth.not_cuts if a - 2 <= d <= b + 2)
+
+
+def scores(counts: dict) -> dict:
+    tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return {"P": p, "R": r, "F1": 2 * p * r / (p + r) if p + r else 0.0, **counts}
+
+
+def shots_to_truth(shots: list[tuple[int, int]], frames: int) -> Truth:
+    truth = Truth(frames=frames)
+    for (_, end), (start, _) in zip(shots, shots[1:]):
+        if start == end + 1:
+            truth.hard.append(start)
+        elif start > end + 1:
+            truth.gradual.append((end + 1, start - 1))
+    return truth
+
+
+def bbc_dataset(folder: Path) -> dict[str, tuple[Path, Truth]]:
+    lists = {p.stem: p for p in folder.rglob("*.txt")}
+    out = {}
+    for video in sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mp4", ".mkv", ".avi", ".mov")):
+        if video.stem in lists:
+            shots = [tuple(int(x) for x in line.split()[:2]) for line in lists[video.stem].read_text().splitlines()
+                     if line.strip()]
+            out[video.stem] = (video, shots_to_truth(shots, shots[-1][1] + 1))
+    return out
+
+
+def clipshots_dataset(annotations: Path, videos: Path) -> dict[str, tuple[Path, Truth]]:
+    out = {}
+    for name, ann in json.loads(annotations.read_text()).items():
+        path = videos / name
+        if not path.exists():
+            continue
+        truth = Truth(frames=int(ann.get("frame_num", 0)))
+        for s, e in ann["transitions"]:
+            if e - s == 1:
+                truth.hard.append(int(e))
+            else:
+                truth.gradual.append((int(s), int(e)))
+        out[name] = (path, truth)
+    return out
+
+
+def pyscenedetect_cuts(path: Path) -> list[int] | None:
+    """The oracle's cut list (PySceneDetect's adaptive detector, defaults), or None when it is not installed."""
+    try:
+        from scenedetect import AdaptiveDetector, detect
+    except ImportError:
+        return None
+    scenes = detect(str(path), AdaptiveDetector(min_scene_len="0.6s"))
+    return [s[0].frame_num for s in scenes[1:]]
+
+
+def overhead() -> dict:
+    """``vidprep split`` on 720p with and without ``--scenes`` (best of 2), fresh processes."""
+    video = make_video("sbd_720p30_20s.mp4", 1280, 720, 30, 20)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = [*VIDPREP, "split", str(video), "--size", "224", "--executor", "serial", "--overwrite"]
+        plain, _ = best_of(2, [*base, "-o", f"{tmp}/a"])
+        scenes, _ = best_of(2, [*base, "-o", f"{tmp}/b", "--scenes"])
+    return {"split_s": plain, "split_scenes_s": scenes, "added": scenes / plain - 1}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--detectors", default="adaptive,transnetv2,hybrid")
+    ap.add_argument("--bbc", type=Path)
+    ap.add_argument("--clipshots", type=Path)
+    ap.add_argument("--videos", type=Path)
+    ap.add_argument("--prob-thresholds", default="0.5", help="TransNetV2 thresholds to score (comma-separated)")
+    ap.add_argument("--pyscenedetect", action="store_true", help="check adaptive cut lists against PySceneDetect")
+    ap.add_argument("--overhead", action="store_true", help="time split --scenes vs split on 720p")
+    args = ap.parse_args()
+    detectors = set(args.detectors.split(","))
+    if args.bbc:
+        data = bbc_dataset(args.bbc)
+    elif args.clipshots:
+        data = clipshots_dataset(args.clipshots, args.videos or args.clipshots.parent)
+    else:
+        data = build(MEDIA / "sbd")
+    thresholds = [float(x) for x in args.prob_thresholds.split(",")]
+    names = [d + ("" if th == 0.5 else f"@{th:g}") for d in detectors for th in thresholds if d != "adaptive"]
+    names += ["adaptive"] if "adaptive" in detectors else []
+    totals = {(d, k, t): {"tp": 0, "fp": 0, "fn": 0} for d in names for k in ("hard", "gradual")
+              for t in TOLERANCES}
+    distractor_cuts = dict.fromkeys(names, 0)
+    speed = {"frames": 0, "decode_s": 0.0, "adaptive_s": 0.0, "transnetv2_s": 0.0}
+    oracle = {"identical": 0, "videos": 0}
+    for name, (path, truth) in data.items():
+        res = run_detectors(path, detectors, thresholds)
+        print(f"{name}: {res['frames']} frames, truth hard {truth.hard} gradual {truth.gradual}")
+        for d, cuts in res["cuts"].items():
+            print(f"  {d}: {cuts}")
+            distractor_cuts[d] += false_cuts_on_distractors(cuts, truth)
+            for t in TOLERANCES:
+                for k, c in match(cuts, truth, t).items():
+                    for key in c:
+                        totals[(d, k, t)][key] += c[key]
+        for key in speed:
+            speed[key] += res[key]
+        if args.pyscenedetect and "adaptive" in res["cuts"]:
+            ref = pyscenedetect_cuts(path)
+            if ref is not None and not truth.vfr:  # on VFR it numbers frames by time (see the README)
+                oracle["videos"] += 1
+                oracle["identical"] += ref == res["no_flash_filter"]
+                print(f"  PySceneDetect: {ref}; vidprep without the flash filter: {res['no_flash_filter']}")
+    rows = []
+    for d in sorted(names):
+        for k in ("hard", "gradual", "all"):
+            for t in TOLERANCES:
+                kinds = ("hard", "gradual") if k == "all" else (k,)
+                c = {key: sum(totals[(d, kk, t)][key] for kk in kinds) for key in ("tp", "fp", "fn")}
+                rows.append({"detector": d, "class": k, "tol": t, **scores(c),
+                             "flash/pan cuts": distractor_cuts[d]})
+    fps = {"decode_fps": speed["frames"] / speed["decode_s"],
+           "adaptive_fps": speed["frames"] / max(speed["adaptive_s"], 1e-9)}
+    if speed["transnetv2_s"]:
+        fps["transnetv2_fps"] = speed["frames"] / speed["transnetv2_s"]
+        fps["transnetv2_over_decode"] = fps["transnetv2_fps"] / fps["decode_fps"]
+    extra = {"speed": fps, "videos": len(data)}
+    if args.pyscenedetect:
+        extra["pyscenedetect_identical_cut_lists"] = oracle
+    if args.overhead:
+        extra["overhead_720p"] = overhead()
+    report("sbd", ["detector", "class", "tol", "P", "R", "F1", "tp", "fp", "fn", "flash/pan cuts"], rows, extra)
+    print(json.dumps(extra, indent=1))
+
+
+if __name__ == "__main__":
+    main()
