@@ -90,8 +90,12 @@ def analysis_size(info: VideoInfo) -> tuple[int, int]:
 
 
 def decode_metrics(split: SplitConfig, info: VideoInfo) -> DecodeMetrics | None:
-    """The metrics of one decoded video (pass ``.branch`` to the decode), or None with --no-metrics."""
-    return DecodeMetrics(info) if split.metrics else None
+    """The metrics of one decoded video (pass ``.branch`` to the decode), or None with --no-metrics.
+
+    Also None with ``--num-frames``: a few frames spread over a long video are decoded by seeking (3-12x faster,
+    see media/seek.py), which a branch that must see every frame would rule out, so those clips are measured on
+    their kept frames instead (as shard inputs are)."""
+    return DecodeMetrics(info) if split.metrics and not split.num_frames else None
 
 
 def ordinal_span(row: ClipRow, ordinals: np.ndarray, decoded: int) -> tuple[int, int]:
