@@ -119,6 +119,11 @@ def digest_output(out: Path) -> dict:
             result[rel] = digest_h5(path)
         elif path.name == "manifest.json":
             result[rel] = _strip(json.loads(path.read_text()))
+        elif path.suffix == ".parquet":  # its rows name source paths under the (temporary) work dir
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            result[rel] = {"schema": str(table.schema), "rows": _strip(json.loads(json.dumps(table.to_pylist())))}
         elif path.suffix in (".jsonl",):
             result[rel] = [_strip(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
         else:

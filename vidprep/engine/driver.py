@@ -301,5 +301,5 @@ def _finish(out: Path, config: RunConfig, fmt: str, summary: RunSummary, expecte
 
         normalize_output(out, config.features, expected_shards)
     kind_for(fmt).finish(out)
-    finish_indexes(out, fmt)
+    finish_indexes(out, fmt, changed=bool(summary.shards))
     summary.errors = compact_errors(out)

@@ -16,8 +16,11 @@ log = logging.getLogger("vidprep.shards.indexes")
 INDEX_FILES = ("index.parquet", "metadata.jsonl")
 
 
-def finish_indexes(out_dir: str | Path, fmt: str) -> None:
+def finish_indexes(out_dir: str | Path, fmt: str, *, changed: bool = True) -> None:
     """Write index.parquet (shards, or index.jsonl of image/mp4 outputs) and, for ``fmt == "mp4"``, metadata.jsonl.
+
+    Without ``changed`` (a resume that published no new output) only a missing index is written, so resuming a
+    finished run never reads the shards the manifest already vouches for.
 
     An index that cannot be written (no pyarrow, a full disk, an unreadable shard) is one warning, not a failed run:
     the shards and clip files are complete without it; re-running the command (a resume with nothing left to do) or
@@ -28,6 +31,8 @@ def finish_indexes(out_dir: str | Path, fmt: str) -> None:
 
     writers = ([("metadata.jsonl", write_metadata)] if fmt == "mp4" else []) + [("index.parquet", write_index)]
     for name, write in writers:
+        if not changed and (Path(out_dir) / name).is_file():
+            continue
         try:
             write(out_dir)
         except (DependencyError, ShardError, OSError, KeyError, ValueError) as err:
