@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -45,8 +46,25 @@ def ray_cluster() -> Iterator[str]:
         ray.shutdown()
 
 
+def quality_columns(out: Path) -> dict[str, np.ndarray]:
+    """Every shard's per-clip quality metrics and perceptual hashes (plain h5py), keyed by shard and column."""
+    found = {}
+    for path in sorted(out.glob("shard-*.h5")):
+        with h5py.File(path, "r") as f:
+            for name, ds in f["clips/quality"].items() if "quality" in f["clips"] else ():
+                found[f"{path.name}/quality/{name}"] = ds[:]
+            if "phash" in f["clips"]:
+                found[f"{path.name}/phash"] = f["clips/phash"][:]
+    return found
+
+
 def assert_same(a: Path, b: Path, *, features: bool = False) -> None:
-    """Same videos, frames, pts, source indices and clip rows (and features, to float tolerance)."""
+    """Same videos, frames, pts, source indices and clip rows, quality metrics and hashes (NaN where undefined,
+    e.g. scene statistics without --scenes), and features to float tolerance."""
+    qa, qb = quality_columns(a), quality_columns(b)
+    assert sorted(qa) == sorted(qb)
+    for key in qa:
+        assert np.array_equal(qa[key], qb[key], equal_nan=qa[key].dtype.kind == "f"), key
     va, vb = read_videos(a), read_videos(b)
     assert sorted(va) == sorted(vb) == [f"v{i}.mp4" for i in range(6)]
     for vid in va:
@@ -56,7 +74,9 @@ def assert_same(a: Path, b: Path, *, features: bool = False) -> None:
         assert (x["rgb"] is None) == (y["rgb"] is None) and (x["rgb"] is None or np.array_equal(x["rgb"], y["rgb"]))
         assert sorted(x["clips"]) == sorted(y["clips"])
         for key in x["clips"]:
-            assert np.array_equal(x["clips"][key], y["clips"][key]), (vid, key)
+            a, b = x["clips"][key], y["clips"][key]
+            floats = a.dtype.kind == "f"  # quality metrics are NaN where undefined (e.g. scene stats without --scenes)
+            assert np.array_equal(a, b, equal_nan=floats), (vid, key)
         if features:
             assert x["features"] is not None and x["features"].shape == y["features"].shape
             np.testing.assert_allclose(x["features"], y["features"], rtol=1e-4, atol=1e-5, err_msg=vid)
