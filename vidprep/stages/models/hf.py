@@ -80,7 +80,7 @@ def _cached_json(repo: str, filename: str) -> dict[str, Any] | None:
     return _read_json(Path(found)) if isinstance(found, str) else None
 
 
-class HFBackend(Backend):
+class HFBackend(w.CachedFileWeights, Backend):
     """One transformers model: its config, its preprocessing, and where its weights may come from."""
 
     family = "hf"
@@ -132,28 +132,10 @@ class HFBackend(Backend):
     def feature_spec(self, choice: WeightsChoice) -> FeatureSpec:
         return FeatureSpec(self.name, self.kind, self.dim, self.clip_len, False, self.family)
 
-    def _file(self, choice: WeightsChoice) -> tuple[Path, dict[str, Any]]:
-        if choice.source == "hub":
-            path, revision = w.hf_cached(choice.extra["repo"], choice.extra["files"], what=f"weights of {self.name}")
-            return path, {"file": str(path), "revision": revision}
-        return Path(choice.id), {}
-
-    def verify(self, choice: WeightsChoice) -> w.WeightsProof | None:
-        if choice.source == "none":
-            return None
-        return w.check_file(self._file(choice)[0])
-
     def build(self, choice: WeightsChoice, *, seed: int = 0, proof: Any = None) -> tuple[Any, dict[str, Any]]:
         import transformers
 
-        info: dict[str, Any] = {"weights": choice.id, "source": choice.source}
-        state = None
-        if choice.source == "none":
-            info["seed"] = seed
-        else:
-            path, more = self._file(choice)
-            info.update(more, sha256=w.file_digest(path, proof))
-            state = w.read_state_dict(path)
+        info, state = self.read_weights(choice, seed, proof)
         cls = getattr(transformers, self.cls_name)
         if state is None:
             model = seeded(seed, lambda: cls(self.tower_config))

@@ -53,7 +53,7 @@ def make_backend(ref: str) -> OpenClipBackend:
     return OpenClipBackend(ref, open_clip.get_model_config(ref), {})
 
 
-class OpenClipBackend(Backend):
+class OpenClipBackend(w.CachedFileWeights, Backend):
     """One open_clip architecture (or model directory)."""
 
     family = "open_clip"
@@ -116,16 +116,8 @@ class OpenClipBackend(Backend):
     def feature_spec(self, choice: WeightsChoice) -> FeatureSpec:
         return FeatureSpec(self.name, "2d", int(self.model_cfg["embed_dim"]), None, False, self.family, True)
 
-    def _file(self, choice: WeightsChoice) -> tuple[Path, dict[str, Any]]:
-        if choice.source == "hub":
-            path, revision = w.hf_cached(choice.extra["repo"], choice.extra["files"], what=f"weights {choice.id}")
-            return path, {"file": str(path), "revision": revision}
-        return Path(choice.id), {}
-
-    def verify(self, choice: WeightsChoice) -> w.WeightsProof | None:
-        if choice.source == "none":
-            return None
-        return w.check_file(self._file(choice)[0])
+    def weights_what(self, choice: WeightsChoice) -> str:
+        return f"weights {choice.id}"
 
     def _create(self, choice: WeightsChoice) -> Any:
         import open_clip
@@ -141,14 +133,7 @@ class OpenClipBackend(Backend):
             logging.disable(logging.NOTSET)
 
     def build(self, choice: WeightsChoice, *, seed: int = 0, proof: Any = None) -> tuple[Any, dict[str, Any]]:
-        info: dict[str, Any] = {"weights": choice.id, "source": choice.source}
-        state = None
-        if choice.source == "none":
-            info["seed"] = seed
-        else:
-            path, more = self._file(choice)
-            info.update(more, sha256=w.file_digest(path, proof))
-            state = w.read_state_dict(path)
+        info, state = self.read_weights(choice, seed, proof)
         model = seeded(seed, lambda: self._create(choice))
         if state is not None:
             w.load_matching(model, state, where=info.get("file", choice.id), name=self.name)

@@ -31,7 +31,7 @@ def make_backend(arch: str) -> TimmBackend:
     return TimmBackend(arch)
 
 
-class TimmBackend(Backend):
+class TimmBackend(w.CachedFileWeights, Backend):
     """One timm architecture, headless."""
 
     family = "timm"
@@ -103,26 +103,8 @@ class TimmBackend(Backend):
         channels_last = not hasattr(self._meta, "patch_embed")  # convnets gain from it, ViTs do not
         return FeatureSpec(self.name, "2d", self.dim, None, channels_last, self.family)
 
-    def _file(self, choice: WeightsChoice) -> tuple[Path, dict[str, Any]]:
-        if choice.source == "hub":
-            path, revision = w.hf_cached(choice.extra["repo"], choice.extra["files"], what=f"weights of {self.name}")
-            return path, {"file": str(path), "revision": revision}
-        return Path(choice.id), {}
-
-    def verify(self, choice: WeightsChoice) -> w.WeightsProof | None:
-        if choice.source == "none":
-            return None
-        return w.check_file(self._file(choice)[0])
-
     def build(self, choice: WeightsChoice, *, seed: int = 0, proof: Any = None) -> tuple[Any, dict[str, Any]]:
-        info: dict[str, Any] = {"weights": choice.id, "source": choice.source}
-        state = None
-        if choice.source == "none":
-            info["seed"] = seed
-        else:
-            path, more = self._file(choice)
-            info.update(more, sha256=w.file_digest(path, proof))
-            state = w.read_state_dict(path)
+        info, state = self.read_weights(choice, seed, proof)
         model = seeded(seed, self._create)
         if state is not None:
             w.load_matching(model, state, where=info.get("file", choice.id), name=self.name,

@@ -231,3 +231,37 @@ def _revision_of(path: Path) -> str:
     """The commit a cached HF file belongs to (``.../snapshots/<commit>/<file>``), or ``unknown``."""
     parts = path.parts
     return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else "unknown"
+
+
+class CachedFileWeights:
+    """Weights handling shared by the backends whose weights are one file, local or in the HF hub cache (hf, timm,
+    open_clip): where the file is, the driver's up-front check, and reading it with its provenance."""
+
+    name: str
+
+    def weights_what(self, choice: Any) -> str:
+        """How error messages name these weights."""
+        return f"weights of {self.name}"
+
+    def weights_file(self, choice: Any) -> tuple[Path, dict[str, Any]]:
+        """The weights file of ``choice`` and what identifies it besides its sha256 (hub file and revision)."""
+        if choice.source == "hub":
+            path, revision = hf_cached(choice.extra["repo"], choice.extra["files"], what=self.weights_what(choice))
+            return path, {"file": str(path), "revision": revision}
+        return Path(choice.id), {}
+
+    def verify(self, choice: Any) -> WeightsProof | None:
+        """The driver's check before any decoding (None for ``none``)."""
+        if choice.source == "none":
+            return None
+        return check_file(self.weights_file(choice)[0])
+
+    def read_weights(self, choice: Any, seed: int, proof: WeightsProof | None) -> tuple[dict[str, Any], Any]:
+        """(provenance for the shard, state dict or None for seeded random weights)."""
+        info: dict[str, Any] = {"weights": choice.id, "source": choice.source}
+        if choice.source == "none":
+            info["seed"] = seed
+            return info, None
+        path, more = self.weights_file(choice)
+        info.update(more, sha256=file_digest(path, proof))
+        return info, read_state_dict(path)
