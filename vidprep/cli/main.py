@@ -1,14 +1,19 @@
-"""Console-script shim: `vidprep = vidprep.cli.main:main`."""
+"""Console-script shim: `vidprep = vidprep.cli.main:main` (the process entry point; see `fast_exit`)."""
 
 import sys
+from typing import NoReturn
 
 from vidprep.media import prefetch
 
 prefetch.start_for(sys.argv[1:])  # ffmpeg's self-queries overlap the imports below
 
-from vidprep.cli.app import main  # noqa: E402
+from vidprep.cli import app, fast_exit  # noqa: E402
 
-__all__ = ["main"]
+
+def main() -> NoReturn:
+    """Run the CLI on ``sys.argv`` and end the process without interpreter teardown."""
+    fast_exit.run(app.main)
+
 
 if __name__ == "__main__":
     main()
