@@ -8,6 +8,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 .PHONY: setup ffmpeg lint test demo bench clean
 
 setup: ffmpeg $(STAMP)
+	@$(PY) -m compileall -q vidprep  # bytecode as a wheel install has it (PYTHONDONTWRITEBYTECODE would skip it)
 
 ffmpeg:
 	@if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then :; \

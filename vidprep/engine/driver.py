@@ -139,6 +139,10 @@ def run(
     executor, executor_name = _executor(config, options, _task_count(units, out, fmt, options.overwrite, shard_inputs))
     job = _check_stage_setup(job, executor_name)
     prepare_output(out, record, options.overwrite)
+    if executor_name != "ray":
+        from vidprep.shards.parquet_index import warm_up
+
+        warm_up()  # the index writer's import overlaps the units (see warm_up)
     summary = RunSummary(str(out), executor_name, videos_failed=len(listed.problems))
     total_units = len(all_units)
     # outputs numbered past the video units are input shards' outputs when shards are given too, not removed units
