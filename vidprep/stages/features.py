@@ -24,12 +24,17 @@ import numpy as np
 
 from vidprep.config import FeaturesConfig
 from vidprep.errors import ConfigError
+from vidprep.stages.models.fold import fold_batchnorm
 from vidprep.stages.models import MODELS, FeatureSpec, InputSpec, ModelSpec, WeightsProof, get_backend, list_models
 from vidprep.stages.runtime import Runtime, choose_runtime, default_batch_size, memory_format
 
 __all__ = ["MODELS", "FeatureExtractor", "InputSpec", "ModelSpec", "list_models", "pool_frames", "preprocess"]
 
 log = logging.getLogger("vidprep.stages.features")
+
+#: Backends whose convnets get BatchNorm folded into their convolutions (see stages/models/fold.py). Not open_clip or
+#: hf: their modules carry more than the image forward (text towers, config-driven methods) that a trace would drop.
+FOLDED_FAMILIES = frozenset({"torchvision", "timm"})
 
 
 def pool_frames(feats: np.ndarray, how: str) -> np.ndarray:
@@ -93,6 +98,9 @@ class FeatureExtractor:
         self.spec: FeatureSpec = self.backend.feature_spec(choice)
         self.input: InputSpec = self.backend.input_spec(choice)
         model, self.weights_info = self.backend.build(choice, seed=seed, proof=proof)
+        self.batchnorm_folded = 0
+        if self.backend.family in FOLDED_FAMILIES:
+            model, self.batchnorm_folded = fold_batchnorm(model)
         self.memory_format = memory_format(self.spec.kind, self.spec.channels_last, self.runtime.device)
         self.model = model.to(self.runtime.device, memory_format=self.memory_format)
         self.default_batch_size = default_batch_size(self.spec.kind, self.runtime.device)
@@ -115,7 +123,7 @@ class FeatureExtractor:
                 **self.weights_info,
                 "preprocessing": self.preprocess_spec(), "precision": self.runtime.precision,
                 "device": self.runtime.device, "memory_format": str(self.memory_format).removeprefix("torch."),
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "batchnorm_folded": self.batchnorm_folded}
 
     def extract_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N,H,W,3) uint8 frames -> (N,D) float32 features (2D models)."""
