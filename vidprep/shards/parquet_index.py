@@ -48,6 +48,7 @@ def write_index(out_dir: str | Path) -> Path | None:
     """
     out = Path(out_dir)
     shards = fmt.find_shards(out) if any(out.glob("shard-*.h5")) else []
+    columns: dict[str, np.ndarray] | dict[str, list[Any]]
     if shards:
         columns = _concat([_shard_columns(p) for p in shards])
     elif (out / "index.jsonl").is_file():
