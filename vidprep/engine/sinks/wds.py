@@ -62,10 +62,10 @@ class WdsOutput:
                 log.warning("%s; the unit is processed again", err)
                 continue
             digest, size = fsync_and_hash(path)
-            record_shard(out, {"path": str(path), "kind": unit.get("kind"), "videos": len(unit.get("video_ids", [])),
+            stored = unit.get("video_ids", [])
+            record_shard(out, {"name": path.name, "path": str(path), "kind": unit.get("kind"), "videos": len(stored),
                                "clips": unit.get("samples"), "frames": unit.get("frames"), "bytes": size,
-                               "sha256": digest, "video_ids": unit.get("video_ids", [])},
-                         inputs=unit.get("input_ids", []))
+                               "sha256": digest, "video_ids": stored}, inputs=unit.get("input_ids", []))
             restore_errors(out, unit.get("errors", []))
             found[path.name] = Made(set(unit.get("input_ids", [])))
         return found
