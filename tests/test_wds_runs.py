@@ -116,6 +116,17 @@ def test_augment_copies_are_separate_samples(videos: Path, tmp_path: Path) -> No
     assert all(json.loads(m["aug_params"]) for m in metas if m["aug_index"])
 
 
+def test_vidprep_run_toml_writes_wds(videos: Path, tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text('[split]\nformat = "wds"\nwds_media = "mp4"\nclip_frames = 4\n\n'
+                        '[enhance]\nwhite_balance = "grayworld"\n')
+    result = cli("run", pipeline, videos / "cat", "-o", tmp_path / "out", "--executor", "serial", "-q")
+    assert result.exit_code == 0, result.output
+    samples, unit, _ = read_tar(tmp_path / "out" / "shard-00000.tar")
+    assert unit["media"] == "mp4" and unit["config"]["split"]["wds_media"] == "mp4" and unit["config"]["enhance"]
+    assert set(samples[0].members) == {"json", "mp4"} and samples[0].meta["frames"] == 4
+
+
 def test_feature_run_writes_npy_equal_to_the_h5_features(videos: Path, tmp_path: Path) -> None:
     args = ("--model", "resnet18", "--weights", "none", "--device", "cpu", "--precision", "fp32", "--fps", "4",
             "--size", "64", "--executor", "serial", "-q")
@@ -144,6 +155,8 @@ FEATS = ("features", "--model", "resnet18", "--weights", "none", "--format", "wd
 def test_options_that_do_not_combine_are_usage_errors(videos: Path, tmp_path: Path, args: tuple, named: str) -> None:
     result = cli(args[0], videos, "-o", tmp_path / "o", *args[1:])
     assert result.exit_code == 2 and named.replace("_", "-") in result.output.replace("_", "-"), result.output
+    if named in ("--normalize l2", "--stats-from"):  # our refusal, not a missing statistics file
+        assert "does not combine with --format wds" in result.output and "--normalize none" in result.output
     assert not list((tmp_path / "o").glob("shard-*")) if (tmp_path / "o").exists() else True
 
 

@@ -28,3 +28,11 @@ def check_wds_options(split: Any, features: Any) -> None:
         raise ValueError(f"{used} does not combine with --format wds: normalization rewrites finished HDF5 shards "
                          "in a second pass and a tar is never rewritten. Use --normalize none with --format wds "
                          "(image-text models default to l2: pass --normalize none), or --format h5")
+
+
+def drop_unused_wds_keys(record: dict) -> None:
+    """Leave ``wds_media`` out of a config record unless the run writes wds frames, so the records (and resume
+    fingerprints) of every other output stay what they were before the wds format existed."""
+    split = record.get("split") or {}
+    if split.get("format") != "wds" or record.get("features") is not None:
+        split.pop("wds_media", None)
