@@ -1,6 +1,7 @@
 """The loading recipes of docs/format.md run as written: each code block after a ``<!-- recipe: NAME -->`` marker
 is executed in a folder holding ``OUT/`` (HDF5 frame shards of a labelled split), ``OUT_mp4/`` (the same as
-mp4 clips) and ``OUT_wds/``, ``OUT_wds_mp4/`` (the same as WebDataset tars of jpg / mp4 samples). A recipe that raises, or a marker without a python block, fails the test.
+mp4 clips) and ``OUT_wds/``, ``OUT_wds_mp4/`` (the same as WebDataset tars of jpg / mp4 samples). A recipe that
+raises, or a marker without a python block, fails the test.
 """
 
 from __future__ import annotations
