@@ -193,6 +193,7 @@ CRAFTED: dict[str, Callable[[Path], None]] = {
     "device": lambda p: _craft(p, lambda t: _member(t, "k-1.json", b"", type=tarfile.CHRTYPE)),
     "huge": _huge_claim,
     "control": lambda p: _craft(p, lambda t: _member(t, "k\n1.json")),
+    "split-sample": lambda p: _craft(p, lambda t: [_member(t, n) for n in ("k-1.json", "k-2.json", "k-1.0000.jpg")]),
 }
 
 
@@ -209,7 +210,7 @@ def test_crafted_tars_are_refused_without_touching_anything_outside(name: str, t
     before = tree(tmp_path)
     result = cli("shards", "verify", out)
     assert result.exit_code == 1 and "shard-00000.tar" in result.output, result.output
-    assert "refused" in result.output or "claims" in result.output or "not a readable tar" in result.output
+    assert any(w in result.output for w in ("refused", "claims", "not a readable tar", "appears twice"))
     parquet = cli("shards", "ls", "--parquet", out)
     assert parquet.exit_code != 0 and "Traceback" not in parquet.output
     assert tree(tmp_path) == before and not (tmp_path / "escape.json").exists()
@@ -223,3 +224,23 @@ def test_a_tar_that_is_a_symlink_out_of_out_is_never_opened(tmp_path: Path) -> N
     (out / "shard-00000.tar").symlink_to(fifo)
     result = cli("shards", "verify", out)
     assert result.exit_code == 1 and "symlink" in result.output, result.output
+
+
+def test_a_failed_write_is_never_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidprep.errors import ShardError
+    from vidprep.shards.wds_tar import TarShardWriter
+
+    writer = TarShardWriter(tmp_path / "shard-00000.tar", "frames")
+    writer.add_sample("k-1", [("json", b"{}")])
+    assert writer._tar is not None
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer._tar, "addfile", disk_full)
+    with pytest.raises(OSError):
+        writer.add_sample("k-2", [("json", b"{}")])
+    with pytest.raises(ShardError):
+        writer.commit({"video_ids": []})
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []

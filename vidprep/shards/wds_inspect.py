@@ -56,7 +56,7 @@ def verify(paths: list[str | Path], inputs: list[str] | None = None) -> list[str
 
 
 def _collect_videos(path: Path, seen: dict[str, tuple[str, Path]], problems: list[str]) -> None:
-    sources = {m["video_id"]: m.get("source", "") for m in (s.meta for s in read_tar(path)[0])}
+    sources = {m["video_id"]: m.get("source", "") for m in (s.meta for s in read_tar(path, keep=("json",))[0])}
     for vid, source in sorted(sources.items()):
         if vid in seen:
             problems.append(f"video {vid!r} is in two tars: {seen[vid][1]} and {path}")
@@ -93,7 +93,7 @@ def info(paths: list[str | Path]) -> dict[str, Any]:
     kinds, media, videos, clips, frames = set(), set(), set(), 0, 0
     unit: dict[str, Any] = {}
     for path in tars:
-        samples, unit, _ = read_tar(path)
+        samples, unit, _ = read_tar(path, keep=("json",))
         kinds.add(unit.get("kind"))
         media.add(unit.get("media"))
         videos |= set(unit.get("video_ids", []))
@@ -128,7 +128,7 @@ def ls(paths: list[str | Path], clips: bool = False) -> Iterator[dict[str, Any]]
 
 def index_columns(path: Path) -> dict[str, np.ndarray]:
     """The index.parquet columns of one tar, in sample order (``key`` names the sample; ``row`` is its position)."""
-    samples = read_tar(path)[0]
+    samples = read_tar(path, keep=("json",))[0]
     metas = [s.meta for s in samples]
     n = len(metas)
     ordinals = [m.get("ordinals") or [-1] for m in metas]

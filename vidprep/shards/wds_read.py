@@ -35,6 +35,7 @@ class Sample:
     key: str
     row: int
     members: dict[str, bytes] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -101,8 +102,12 @@ def _member_problem(info: tarfile.TarInfo, file_size: int) -> str | None:
     return "name is not a vidprep sample member (paths, '..', backslashes and control characters are refused)"
 
 
-def read_tar(path: str | Path) -> tuple[list[Sample], dict[str, Any], bytes | None]:
+def read_tar(path: str | Path,
+             keep: tuple[str, ...] | None = None) -> tuple[list[Sample], dict[str, Any], bytes | None]:
     """Samples in order, the unit record and the text embeddings (npy bytes, or None) of one tar.
+
+    ``keep``: the member suffixes whose bytes are kept (None: all); the others are read, checked and dropped, so
+    listing or verifying a large tar holds only its metadata in memory.
 
     Raises:
         ShardError: a refused member, a sample split in two runs, no ``.json`` or no unit record.
@@ -125,26 +130,28 @@ def read_tar(path: str | Path) -> tuple[list[Sample], dict[str, Any], bytes | No
             if any(s.key == key for s in samples):
                 raise ShardError(f"sample {key} appears twice", path=str(p))
             samples.append(Sample(key, len(samples)))
-        if suffix in samples[-1].members:
+        if suffix in samples[-1].members or suffix in samples[-1].seen:
             raise ShardError(f"sample {key}: member .{suffix} twice", path=str(p))
-        samples[-1].members[suffix] = data
+        samples[-1].seen.add(suffix)
+        if keep is None or suffix in keep:
+            samples[-1].members[suffix] = data
     if not isinstance(unit, dict) or unit.get("format") != FORMAT_NAME:
         raise ShardError(f"no {UNIT_MEMBER} record: not a complete vidprep tar", path=str(p))
     for s in samples:
-        if "json" not in s.members:
+        if "json" not in s.seen:
             raise ShardError(f"sample {s.key} has no .json", path=str(p))
     return samples, unit, embeddings
 
 
 def read_unit(path: str | Path) -> dict[str, Any]:
     """The unit record of a tar (its inputs, stored videos and failures), checking the whole tar on the way."""
-    return read_tar(path)[1]
+    return read_tar(path, keep=())[1]
 
 
 def validate_tar(path: str | Path) -> list[str]:
     """Problems of one tar (empty = valid): refused members, bad samples, counts that disagree with its record."""
     try:
-        samples, unit, _ = read_tar(path)
+        samples, unit, _ = read_tar(path, keep=("json",))
         metas = [s.meta for s in samples]
     except (ShardError, ValueError, UnicodeDecodeError) as err:  # JSON errors are ValueErrors
         return [str(err)]
@@ -161,7 +168,7 @@ def validate_tar(path: str | Path) -> list[str]:
 def list_clips(path: str | Path) -> Iterator[dict[str, Any]]:
     """One dict per sample: tar name, row, key and the sample's metadata (as `shards ls --clips` shows)."""
     p = Path(path)
-    samples, _, _ = read_tar(p)
+    samples, _, _ = read_tar(p, keep=("json",))
     for s in samples:
         meta = s.meta
         yield {"shard": p.name, "row": s.row, "key": s.key, **{k: meta.get(k) for k in (

@@ -29,6 +29,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from vidprep.errors import ShardError
 from vidprep.shards import atomic
 from vidprep.shards.manifest import ShardSummary, fsync_and_hash
 
@@ -71,6 +72,7 @@ class TarShardWriter:
         self._tar: tarfile.TarFile | None = tarfile.open(self.temp, "w", format=tarfile.PAX_FORMAT)
         self.keys: list[str] = []
         self.frames = 0
+        self.failed: BaseException | None = None  # a write that failed midway leaves a torn member: never publish
 
     def add_sample(self, key: str, members: list[tuple[str, bytes]], frames: int = 0) -> None:
         """Append one sample: ``members`` are (suffix after ``key.``, bytes), ``json`` first by convention."""
@@ -82,13 +84,17 @@ class TarShardWriter:
         self.frames += frames
 
     def _add(self, name: str, data: bytes) -> None:
-        if self._tar is None:
-            raise ValueError(f"{self.path}: writer is closed")
+        if self._tar is None or self.failed is not None:
+            raise ShardError(f"writer is closed or failed earlier ({self.failed})", path=str(self.path))
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = len(data), 0o644, 0
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        self._tar.addfile(info, io.BytesIO(data))
+        try:
+            self._tar.addfile(info, io.BytesIO(data))
+        except BaseException as err:
+            self.failed = err
+            raise
 
     def commit(self, unit: dict[str, Any], embeddings: bytes | None = None) -> ShardSummary:
         """Write the unit record (and text embeddings), close, fsync and publish; returns the manifest summary."""
