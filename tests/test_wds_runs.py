@@ -244,3 +244,33 @@ def test_a_failed_write_is_never_published(tmp_path: Path, monkeypatch: pytest.M
         writer.commit({"video_ids": []})
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_zero_shot_scores_and_embeddings_land_in_the_samples(videos: Path, tmp_path: Path) -> None:
+    pytest.importorskip("open_clip")
+    import tiny_models as tm
+
+    model = tm.open_clip_dir(tmp_path / "models")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ncolor bars\n")
+    args = ("--model", f"open_clip:{model}", "--fps", "4", "--size", "40", "--pool", "mean", "--text-labels", labels,
+            "--normalize", "none", "--executor", "serial", "-q")
+    assert cli("features", videos / "cat", "-o", tmp_path / "h5", *args).exit_code == 0
+    result = cli("features", videos / "cat", "-o", tmp_path / "wds", *args, "--format", "wds")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "h5" / "shard-00000.h5", "r") as f:
+        scores, text = f["clips/text_scores"][:], f["meta/text_embeddings"][:]
+    samples, unit, embeddings = read_tar(tmp_path / "wds" / "shard-00000.tar")
+    assert unit["text_labels"]["labels"] == ["cat", "color bars"] and embeddings is not None
+    np.testing.assert_allclose(np.load(io.BytesIO(embeddings)), text, atol=1e-6)
+    np.testing.assert_allclose(np.array([s.meta["text_scores"] for s in samples]), scores, atol=1e-6)
+
+
+def test_process_executor_writes_the_same_bytes_as_serial(videos: Path, tmp_path: Path) -> None:
+    args = [a for a in COMMON if a not in ("--executor", "serial")]
+    serial = cli("split", videos, "-o", tmp_path / "s", "--format", "wds", *args, "--executor", "serial")
+    process = cli("split", videos, "-o", tmp_path / "p", "--format", "wds", *args, "--executor", "process",
+                  "--workers", "2")
+    assert serial.exit_code == process.exit_code == 3, serial.output + process.output
+    assert digests(tmp_path / "s") == digests(tmp_path / "p") != {}
+    assert (tmp_path / "s" / "index.parquet").read_bytes() == (tmp_path / "p" / "index.parquet").read_bytes()
