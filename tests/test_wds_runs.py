@@ -274,3 +274,17 @@ def test_process_executor_writes_the_same_bytes_as_serial(videos: Path, tmp_path
     assert serial.exit_code == process.exit_code == 3, serial.output + process.output
     assert digests(tmp_path / "s") == digests(tmp_path / "p") != {}
     assert (tmp_path / "s" / "index.parquet").read_bytes() == (tmp_path / "p" / "index.parquet").read_bytes()
+
+
+def test_a_later_step_writes_wds_from_h5_shard_inputs(videos: Path, tmp_path: Path) -> None:
+    split = cli("split", videos / "dog", "-o", tmp_path / "h5", *COMMON)
+    assert split.exit_code == 0, split.output
+    result = cli("enhance", tmp_path / "h5", "-o", tmp_path / "wds", "--format", "wds", "--white-balance", "grayworld",
+                 "--executor", "serial", "-q")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "h5" / "shard-00000.h5", "r") as f:
+        clips = len(f["clips/label"])
+    samples, unit, _ = read_tar(tmp_path / "wds" / "shard-00000.tar")
+    assert len(samples) == clips and {s.meta["label_name"] for s in samples} == {"dog"}
+    assert unit["class_names"] == ["dog"]  # the input shard's class names
+    assert cli("shards", "verify", tmp_path / "wds").exit_code == 0
