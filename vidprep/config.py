@@ -52,7 +52,8 @@ class SplitConfig(_Model):
     scene_min_content: float = 15.0
     scene_detector: Literal["adaptive", "transnetv2", "hybrid"] = "adaptive"
     scene_prob_threshold: float = 0.5
-    format: Literal["h5", "jpg", "png", "mp4"] = "h5"
+    format: Literal["h5", "jpg", "png", "mp4", "wds"] = "h5"
+    wds_media: Literal["jpg", "mp4"] = "jpg"
     frame_codec: Literal["raw", "jpeg"] = "raw"
     jpeg_quality: int = 90
     label_from_dir: bool = False
@@ -342,12 +343,15 @@ class RunConfig(_Model):
         """Feature runs write feature shards only (no frames): output options for frames would do nothing."""
         if self.features is not None:
             split = self.split
-            if "format" in split.model_fields_set and split.format != "h5":
-                raise ValueError(f"--format {split.format}: features writes feature shards (h5) only; use split, "
-                                 "enhance or augment for jpg/png/mp4 outputs")
-            for name in ("frame_codec", "jpeg_quality"):
+            if "format" in split.model_fields_set and split.format not in ("h5", "wds"):
+                raise ValueError(f"--format {split.format}: features writes feature shards (h5 or wds) only; use "
+                                 "split, enhance or augment for jpg/png/mp4 outputs")
+            for name in ("frame_codec", "jpeg_quality", "wds_media"):
                 if name in split.model_fields_set:
                     raise ValueError(f"--{name.replace('_', '-')}: feature shards store no frames")
+        from vidprep.shards.wds_options import check_wds_options
+
+        check_wds_options(self.split, self.features)
         return self
 
     def stages(self) -> list[str]:

@@ -37,8 +37,13 @@ def info_cmd(
       vidprep shards info feats/ --json | jq .feature_shape
     """
     from vidprep.shards.inspect import info
+    from vidprep.shards.wds_read import is_wds
 
     setup_logging()
+    if is_wds(paths):  # --format wds output: the tar equivalent
+        from vidprep.shards import wds_inspect
+
+        info = wds_inspect.info  # type: ignore[assignment]
     data = info(paths)
     if json_out:
         emit_json(data)
@@ -67,8 +72,13 @@ def verify_cmd(
       vidprep shards verify frames/ --inputs videos/
     """
     from vidprep.shards.inspect import verify
+    from vidprep.shards.wds_read import is_wds
 
     setup_logging()
+    if is_wds(paths):  # --format wds output: the same checks on tars
+        from vidprep.shards import wds_inspect
+
+        verify = wds_inspect.verify  # type: ignore[assignment]
     problems = verify(paths, inputs=_input_ids(inputs) if inputs else None)
     for line in problems:
         sys.stderr.write(f"vidprep: {line}\n")
@@ -116,7 +126,15 @@ def ls_cmd(
         return
     if top_labels < 0:
         raise UsageError("--top-labels must be >= 0")
-    for row in ls(paths, clips=clips or top_labels > 0, top_labels=top_labels):
+    from vidprep.shards.wds_read import is_wds
+
+    if is_wds(paths):  # --format wds output: clips or videos from the samples' metadata
+        from vidprep.shards import wds_inspect
+
+        rows = wds_inspect.ls(paths, clips=clips)  # type: ignore[arg-type]
+    else:
+        rows = ls(paths, clips=clips or top_labels > 0, top_labels=top_labels)
+    for row in rows:
         if jsonl:
             emit_json(row)
         else:
@@ -138,7 +156,7 @@ def _write_parquet(paths: list[str], listing: bool) -> None:
     for path in paths:
         written = write_index(path)
         if written is None:
-            raise UsageError("--parquet: no shard-*.h5 and no index.jsonl in this directory", path=path)
+            raise UsageError("--parquet: no shard-*.h5, shard-*.tar or index.jsonl in this directory", path=path)
         emit(str(written))
 
 

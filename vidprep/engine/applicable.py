@@ -44,7 +44,10 @@ def check_shard_options(config: RunConfig) -> None:
 
 def record_applied(config: RunConfig, listed: InputList) -> dict:
     """The JSON-able config stored in every shard and the manifest: what this run applies to these inputs."""
+    from vidprep.shards.wds_options import drop_unused_wds_keys
+
     record = config.model_dump(mode="json")
+    drop_unused_wds_keys(record)
     if shard_inputs_only(listed):
         check_shard_options(config)
         record["split"] = {k: v for k, v in record["split"].items() if k not in FRAME_OPTIONS}

@@ -12,6 +12,7 @@ worker pushes their stored frames (`start_metrics` / ``push``) and a clip is agg
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from vidprep.types import ClipRow
 from vidprep.media.branches import Branch, branch_filters, stored_size
 from vidprep.stages.quality import ANALYSIS_SHORT_SIDE, QualityMetrics
 from vidprep.types import VideoInfo
+
+if TYPE_CHECKING:
+    from vidprep.stages.scene_detect import SceneDetection
 
 log = logging.getLogger("vidprep.engine.curation")
 
@@ -110,9 +114,9 @@ def ordinal_span(row: ClipRow, ordinals: np.ndarray, decoded: int) -> tuple[int,
     return lo, max(hi, lo + 1)
 
 
-def scene_scores_of(scenes: object | None) -> np.ndarray | None:
+def scene_scores_of(scenes: SceneDetection | None) -> np.ndarray | None:
     """The adaptive detector's per-decoded-frame scores of a video's SceneDetection (None without them)."""
-    scorer = getattr(scenes, "scorer", None)
+    scorer = None if scenes is None else scenes.scorer
     return None if scorer is None else np.asarray(scorer.scores, np.float32)
 
 

@@ -166,7 +166,7 @@ def _records(table: dict, pairs: np.ndarray, sims: np.ndarray, tiers: np.ndarray
             if s > best[i]:
                 best[i], tier[i] = s, t
     members = np.flatnonzero(np.bincount(label, minlength=n)[label] > 1)
-    keeper = {}
+    keeper: dict[int, int] = {}
     for i in members:
         g = int(label[i])
         if g not in keeper or rank[i] < rank[keeper[g]]:

@@ -10,12 +10,22 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vidprep.errors import UsageError, printable_path
+
+if TYPE_CHECKING:
+    import h5py
+
+    from vidprep.stages.keep_expr import Expr
+
+Dropped = set[tuple[str, int, int]]
+"""(video_id, clip_index, aug_index) of the clips `vidprep dedup` marked as not kept."""
 
 log = logging.getLogger("vidprep.engine.filter_run")
 
@@ -32,7 +42,7 @@ class FilterSummary:
     failed: int = 0
 
 
-def plan(src: Path, out: Path, keep: str | None, drop_duplicates: bool) -> tuple[object, set | None, dict]:
+def plan(src: Path, out: Path, keep: str | None, drop_duplicates: bool) -> tuple[Expr | None, Dropped | None, dict]:
     """Validate everything before writing: the expression, the duplicates table, the directories."""
     from vidprep.stages.keep_expr import parse
     from vidprep.stages.quality import METRICS
@@ -52,12 +62,12 @@ def plan(src: Path, out: Path, keep: str | None, drop_duplicates: bool) -> tuple
     return expr, dropped, record
 
 
-def load_dropped(src: Path) -> set[tuple[str, int, int]]:
+def load_dropped(src: Path) -> Dropped:
     """(video_id, clip_index, aug_index) of every clip that OUT/duplicates.jsonl marks as not kept."""
     path = src / "duplicates.jsonl"
     if not path.is_file():
         raise UsageError("--drop-duplicates needs OUT/duplicates.jsonl: run `vidprep dedup OUT` first", path=str(path))
-    out = set()
+    out: Dropped = set()
     with open(path, encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, 1):
             try:
@@ -71,7 +81,7 @@ def load_dropped(src: Path) -> set[tuple[str, int, int]]:
 
 
 def run_filter(src: Path, out: Path, keep: str | None, drop_duplicates: bool, overwrite: bool = False,
-               on_shard: object = None) -> FilterSummary:
+               on_shard: Callable[[str], None] | None = None) -> FilterSummary:
     """Filter every shard of ``src`` into ``out``; see the module docstring."""
     from vidprep.shards import manifest
     from vidprep.shards.format import find_shards
@@ -105,13 +115,14 @@ def _prepare(out: Path, config: dict, overwrite: bool) -> None:
     manifest.check_config(out, config)
 
 
-def _one(path: Path, target: Path, expr: object, dropped: set | None, config: dict, summary: FilterSummary) -> None:
+def _one(path: Path, target: Path, expr: Expr | None, dropped: Dropped | None, config: dict,
+         summary: FilterSummary) -> None:
     from vidprep.shards.filter_copy import filter_shard
     from vidprep.shards.manifest import append_error, record_shard
 
     counts: dict[str, int] = {}
 
-    def select(f: object) -> np.ndarray:
+    def select(f: h5py.File) -> np.ndarray:
         mask = selection(f, expr, dropped)
         counts["in"], counts["kept"] = len(mask), int(mask.sum())
         return mask
@@ -131,7 +142,7 @@ def _one(path: Path, target: Path, expr: object, dropped: set | None, config: di
     summary.clips_kept += counts.get("kept", 0)
 
 
-def selection(f: object, expr: object, dropped: set | None) -> np.ndarray:
+def selection(f: h5py.File, expr: Expr | None, dropped: Dropped | None) -> np.ndarray:
     """(N,) bool: clip rows of the open shard ``f`` that pass ``expr`` and are not dropped duplicates."""
     from vidprep.shards.clip_extras import read_quality
 

@@ -24,7 +24,7 @@ def _first_frames(listed: InputList, cfg: RunConfig, clips: int, frames: int) ->
     from vidprep.media.decode import decode
     from vidprep.media.probe import probe
 
-    out = []
+    out: list[tuple[str, np.ndarray]] = []
     for item in listed.videos:
         if len(out) == clips:
             return out
@@ -61,9 +61,13 @@ def _process(stage: str, cfg: RunConfig, video_id: str, clip: np.ndarray) -> np.
     if stage == "enhance":
         from vidprep.stages.enhance import Enhancer
 
+        if cfg.enhance is None:
+            raise ValueError("preview of enhance: the run has no enhance stage")
         return Enhancer(cfg.enhance).apply(clip)
     from vidprep.stages.augment import Augmenter
 
+    if cfg.augment is None:
+        raise ValueError("preview of augment: the run has no augment stage")
     frames, _ = Augmenter(cfg.augment, cfg.seed).augment_clip(clip, video_id=video_id, clip_index=0, copy_index=1)
     return frames
 

@@ -35,7 +35,7 @@ def resolve_run_labels(listed: InputList, *, label_from_dir: bool, labels_csv: s
     from_dirs = resolve(listed.videos, label_from_dir=label_from_dir, labels_csv=None)
     named = {vid: from_dirs.class_names[n] for vid, n in from_dirs.by_video.items()}
     rows = read_rows(labels_csv) if labels_csv else {}
-    if rows:
+    if labels_csv and rows:  # rows come only from a labels_csv
         _warn_unknown(labels_csv, rows, listed, stored)
         _check_meaning(labels_csv, rows, stored)
     classes = sorted({*named.values(), *rows.values(), *(n for s in stored for n in s.class_names)})

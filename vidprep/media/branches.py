@@ -21,6 +21,7 @@ Decodes with branches are always sequential (a seek plan skips frames the branch
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -113,10 +114,10 @@ class BranchPipes:
                     pass
 
 
-def _read_frame(pipe: object, frame: np.ndarray) -> bool:
+def _read_frame(pipe: io.FileIO, frame: np.ndarray) -> bool:
     """Fill ``frame`` with the next whole frame; False at end of stream (a partial frame only when ffmpeg was
     stopped mid-frame)."""
-    view, got = memoryview(frame.reshape(-1)), 0
+    view, got = frame.reshape(-1).data, 0
     while got < frame.size:
         n = pipe.readinto(view[got:])
         if not n:

@@ -66,7 +66,7 @@ import logging
 import queue
 import re
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 
@@ -88,6 +88,8 @@ MIN_SEEK_FRAMES = 600
 SPARSE_FACTOR = 4
 """Plan seeks only when metadata suggests fewer than one kept frame in this many."""
 _DAMAGE_RE = re.compile(r"(?i)error|prematurely|truncat|corrupt|invalid|missing")
+FrameStream = Generator[DecodedFrame, None, None]
+"""What `decode` returns: a generator, so a caller that stops early can ``close()`` it (which reaps ffmpeg)."""
 
 
 def check_request(info: VideoInfo, sampling: Sampling, size: SizeSpec, max_pixels: int) -> None:
@@ -107,7 +109,7 @@ def check_request(info: VideoInfo, sampling: Sampling, size: SizeSpec, max_pixel
 
 def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = SizeSpec(), *,
            timeout_s: float = 600.0, max_pixels: int = 8192 * 8192, prefetch: int = 16,
-           deinterlace: str = "auto", seek: bool = True, branches: Sequence[Branch] = ()) -> Iterator[DecodedFrame]:
+           deinterlace: str = "auto", seek: bool = True, branches: Sequence[Branch] = ()) -> FrameStream:
     """Decode one video into RGB frames (H, W, 3) uint8 with pts (s from the first frame) and source ordinals.
 
     Arguments are checked now; ffmpeg starts on the first ``next()``. ``timeout_s`` is the longest ffmpeg may go
@@ -132,8 +134,8 @@ def decode(info: VideoInfo, sampling: Sampling = Sampling(), size: SizeSpec = Si
     return attempt(info)
 
 
-def _tonemap_or_plain(info: VideoInfo, attempt: Callable[[VideoInfo], Iterator[DecodedFrame]]
-                      ) -> Iterator[DecodedFrame]:
+def _tonemap_or_plain(info: VideoInfo, attempt: Callable[[VideoInfo], FrameStream]
+                      ) -> FrameStream:
     """Decode an HDR stream with tone mapping; when that fails before its first frame (zimg refuses the stream's
     colours), decode it again from the start without tone mapping, with a warning: the video is kept, its colours
     as swscale converts them. A failure after frames were yielded is raised as is (nothing is yielded twice)."""
@@ -153,7 +155,7 @@ def _tonemap_or_plain(info: VideoInfo, attempt: Callable[[VideoInfo], Iterator[D
 
 
 def _decode_checked(info: VideoInfo, *, sampling: Sampling, size: SizeSpec, timeout_s: float, prefetch: int,
-                    deinterlace: str, seek: bool, branches: tuple[Branch, ...] = ()) -> Iterator[DecodedFrame]:
+                    deinterlace: str, seek: bool, branches: tuple[Branch, ...] = ()) -> FrameStream:
     """The body of :func:`decode` after its checks: plan seeks or a sequential decode of one filter chain."""
     index, total = None, None
     may_seek = seek and _may_seek(info, sampling, deinterlace)
@@ -167,9 +169,9 @@ def _decode_checked(info: VideoInfo, *, sampling: Sampling, size: SizeSpec, time
     shape = (height, width, 3)
     decode_argv(info, sampling, size, total_frames=total, deinterlace=deinterlace)  # bad options raise now
     argv = functools.partial(_branched_argv, info, sampling, size, total, deinterlace, branches)
-    expected = min(total, int(sampling.value)) if sampling.mode == "uniform" else None
+    expected = min(total, int(sampling.value)) if sampling.mode == "uniform" and total is not None else None
 
-    def sequential() -> Iterator[DecodedFrame]:
+    def sequential() -> FrameStream:
         return _frames(info.path, argv, shape, sampled=sampling.mode != "all", timeout_s=timeout_s,
                        prefetch=max(1, prefetch), expected=expected, branches=branches)
 
@@ -208,7 +210,7 @@ def _may_seek(info: VideoInfo, sampling: Sampling, deinterlace: str) -> bool:
 
 def _seek_frames(info: VideoInfo, index: FrameIndex, runs: list[SeekRun], size: SizeSpec,
                  shape: tuple[int, int, int], *, timeout_s: float, prefetch: int,
-                 sequential: Callable[[], Iterator[DecodedFrame]]) -> Iterator[DecodedFrame]:
+                 sequential: Callable[[], FrameStream]) -> FrameStream:
     """Run a seek plan. A run that strays from the index (checked frame by frame, before a frame is yielded) or
     fails hands over to ``sequential``, whose frames after the last one yielded complete the video."""
     last = -1
@@ -240,7 +242,7 @@ def _seek_frames(info: VideoInfo, index: FrameIndex, runs: list[SeekRun], size: 
 
 def _frames(path: str, argv: Callable[[Sequence[int]], list[str]], shape: tuple[int, int, int], *, sampled: bool,
             timeout_s: float, prefetch: int, expected: int | None,
-            branches: tuple[Branch, ...] = ()) -> Iterator[DecodedFrame]:
+            branches: tuple[Branch, ...] = ()) -> FrameStream:
     """The sequential decode: every frame ffmpeg outputs, then the end-of-stream checks."""
     count = 0
     stream = _stream(path, argv, shape, FrameLog(sampled=sampled), timeout_s=timeout_s, prefetch=prefetch,
@@ -322,7 +324,7 @@ def _read_frames(proc: tools.FfmpegProcess, frame_log: FrameLog, shape: tuple[in
     try:
         while not stop.is_set():
             flat = np.empty(nbytes, dtype=np.uint8)
-            got = proc.read_into(memoryview(flat))
+            got = proc.read_into(flat.data)
             if got == 0:
                 break
             if got < nbytes:

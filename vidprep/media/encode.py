@@ -105,9 +105,9 @@ def _encode(argv: list[str], frames: Iterator[np.ndarray], shape: tuple[int, ...
                 if frame is None:
                     break
                 _check_frame(frame, str(p), shape)
-                proc.write(memoryview(np.ascontiguousarray(frame)))
+                proc.write(np.ascontiguousarray(frame).data)
                 count += 1
-            proc.proc.stdin.close()
+            proc.close_stdin()
         except BrokenPipeError:
             broken = True  # ffmpeg died; its exit status and stderr say why
         reason = proc.failure() or ("ffmpeg stopped reading frames" if broken else None)

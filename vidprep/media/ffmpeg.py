@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import IO
 
 from vidprep.errors import DependencyError, VidprepError
 from vidprep.media import prefetch
@@ -255,7 +256,7 @@ class FfmpegProcess:
 
     def read_into(self, buf: memoryview) -> int:
         """Fill ``buf`` from stdout; returns the bytes read (less than ``len(buf)`` only at end of stream)."""
-        stream = self.proc.stdout
+        stream = _raw_pipe(self.proc.stdout, "stdout")
         got, size = 0, len(buf)
         while got < size:
             n = stream.readinto(buf[got:])
@@ -268,9 +269,14 @@ class FfmpegProcess:
     def write(self, data: memoryview) -> None:
         """Write all of ``data`` to stdin (a raw pipe write may be partial)."""
         view = data.cast("B") if data.ndim != 1 or data.format != "B" else data
+        stdin = _raw_pipe(self.proc.stdin, "stdin")
         while view:
-            view = view[self.proc.stdin.write(view):]
+            view = view[stdin.write(view):]
         self.touch()
+
+    def close_stdin(self) -> None:
+        """Close stdin: ffmpeg sees the end of its input."""
+        _raw_pipe(self.proc.stdin, "stdin").close()
 
     def kill(self) -> None:
         """Kill the process if it is still running (idempotent)."""
@@ -309,7 +315,7 @@ class FfmpegProcess:
 
     def _drain(self) -> None:
         # Buffered: the pipe itself is unbuffered, and a raw readline() costs one read(2) per byte.
-        for raw in io.BufferedReader(self.proc.stderr, 1 << 16):
+        for raw in io.BufferedReader(_raw_pipe(self.proc.stderr, "stderr"), 1 << 16):
             self.touch()
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if not self._feed(line):
@@ -352,6 +358,13 @@ def grow_pipe(fd: int, want: int) -> int:
         return 0
 
 
+def _raw_pipe(pipe: IO[bytes] | None, name: str) -> io.FileIO:
+    """A pipe of an FfmpegProcess: unbuffered (``bufsize=0`` makes it a FileIO), and there only when opened."""
+    if not isinstance(pipe, io.FileIO):
+        raise ValueError(f"the process has no {name} pipe (it was not started with subprocess.PIPE)")
+    return pipe
+
+
 def _query(argv: list[str], timeout_s: float = 30.0) -> bytes:
     """stdout of a short self-query (``-version``, ``-filters``...): the process the CLI started at launch
     (`vidprep.media.prefetch`) when there is one, else a new one. Raises CalledProcessError on a non-zero exit."""
@@ -380,7 +393,7 @@ def _checked_query(argv: list[str], name: str) -> bytes:
 def run_tool(argv: Sequence[str], *, path: str, timeout_s: float, error: type[VidprepError]) -> bytes:
     """Run a short command to completion and return its stdout; ``error`` (one line naming ``path``) on failure."""
     with FfmpegProcess(argv, path=path, wall_timeout_s=timeout_s) as proc:
-        out = proc.proc.stdout.read()
+        out = _raw_pipe(proc.proc.stdout, "stdout").read()
         reason = proc.failure()
     if reason:
         raise error(reason, path=path)

@@ -69,7 +69,8 @@ def count_video_packets(path: str | Path, *, timeout_s: float = 120.0) -> int:
     p = check_regular_file(path)
     argv = ffmpeg.ffprobe_argv(p, "-select_streams", "V:0", "-count_packets",
                                "-show_entries", "stream=nb_read_packets", "-of", "json")
-    streams = _parse_json(ffmpeg.run_tool(argv, path=str(p), timeout_s=timeout_s, error=ProbeError), p).get("streams")
+    data = _parse_json(ffmpeg.run_tool(argv, path=str(p), timeout_s=timeout_s, error=ProbeError), p)
+    streams = data.get("streams") or []
     try:
         return int(streams[0]["nb_read_packets"])
     except (TypeError, IndexError, KeyError, ValueError):

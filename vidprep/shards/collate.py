@@ -68,7 +68,7 @@ def _pad_rows(rows: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Ten
     return out, labels, mask
 
 
-def checked_collate(batch: Sequence[Any]) -> Any:
+def checked_collate(batch: list[Any]) -> Any:
     """torch's ``default_collate``, raising `MixedSizesError` naming the shapes and the fixes when clips differ."""
     shapes = _tensor_shapes(batch)
     if len(set(shapes)) > 1:

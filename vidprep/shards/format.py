@@ -39,7 +39,7 @@ VIDEO_FIELDS: dict[str, str] = {
     "id": "str", "source": "str", "duration_s": "float64", "fps": "float64", "width": "int32",
     "height": "int32", "rotation": "int32", "sar": "float64", "codec": "str",
 }
-VIDEO_DEFAULTS: dict[str, object] = {
+VIDEO_DEFAULTS: dict[str, float | int | str] = {
     "duration_s": np.nan, "fps": np.nan, "width": 0, "height": 0, "rotation": 0, "sar": 1.0, "codec": "",
 }
 #: /clips/<name>: dtype; every column has N rows. features is separate (shape depends on the model).

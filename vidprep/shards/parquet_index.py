@@ -11,7 +11,8 @@ frame_first, frame_last (source frame ordinals of the clip's first and last fram
 label_name, then ``quality_<name>`` (float32) for each ``/clips/quality/<name>`` dataset and ``dup_group`` (int64,
 -1 = in no group) from ``/clips/dup_group`` when any shard stores them. Image/mp4 outputs (files plus
 index.jsonl) get the same clip columns from index.jsonl, with ``files`` (paths relative to OUT) in place of
-shard and row.
+shard and row. WebDataset outputs (``shard-*.tar``) get them from each sample's ``.json``: ``shard`` is the tar,
+``row`` the sample's position in it and ``key`` (after ``row``) its sample key.
 """
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ def write_index(out_dir: str | Path) -> Path | None:
     """
     out = Path(out_dir)
     shards = fmt.find_shards(out) if any(out.glob("shard-*.h5")) else []
+    columns: dict[str, np.ndarray] | dict[str, list[Any]]
+    tars = sorted(out.glob("shard-*.tar")) if not shards else []
     if shards:
         columns = _concat([_shard_columns(p) for p in shards])
+    elif tars:  # --format wds: the same columns from each sample's .json, plus the sample's key
+        from vidprep.shards.wds_inspect import index_columns
+        from vidprep.shards.wds_read import find_tars
+
+        columns = _concat([index_columns(p) for p in find_tars(out)])
     elif (out / "index.jsonl").is_file():
         columns = _jsonl_columns(out / "index.jsonl")
     else:
@@ -154,7 +162,7 @@ def _write(columns: dict[str, Any], target: Path) -> None:
         from vidprep.shards.arrow_columns import column
     except ImportError:
         raise DependencyError("writing index.parquet needs pyarrow: pip install pyarrow") from None
-    types = {**_CLIP_TYPES, "shard": "string", "row": "int64", "dup_group": "int64"}
+    types = {**_CLIP_TYPES, "shard": "string", "row": "int64", "key": "string", "dup_group": "int64"}
     arrays, fields = [], []
     for key, values in columns.items():
         if key == "files":

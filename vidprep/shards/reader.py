@@ -249,7 +249,8 @@ def _scalar(ds: h5py.Dataset, v: int) -> Any:
 
 def _concat(pieces: list[dict[str, Any]]) -> dict[str, Any]:
     """Join per-shard pieces of a block; frames are stacked when all clips share one shape."""
-    out = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0] if k != "frames"}
+    out: dict[str, np.ndarray | list[np.ndarray]] = {
+        k: np.concatenate([p[k] for p in pieces]) for k in pieces[0] if k != "frames"}
     if all("frames" in p for p in pieces):
         frames = [c for p in pieces for c in p["frames"]]
         same = len({c.shape for c in frames}) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -15,6 +16,9 @@ import numpy as np
 from vidprep.shards import testhooks
 from vidprep.errors import ShardError
 from vidprep.shards import format as fmt
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 log = logging.getLogger("vidprep.shards.storage")
 
@@ -52,19 +56,20 @@ class DiscardableFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buf: bytearray) -> int:
+    def readinto(self, buf: WriteableBuffer) -> int:
         return self._file.readinto(buf)
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: ReadableBuffer) -> int:
+        size = memoryview(data).nbytes  # HDF5 hands over byte buffers, so this is len(data)
         if self._discarding:
-            return len(data)
+            return size
         try:
-            testhooks.before_shard_write(len(data))  # TEST-ONLY: inert unless VIDPREP_TEST_FAIL_WRITE_AFTER is set
+            testhooks.before_shard_write(size)  # TEST-ONLY: inert unless VIDPREP_TEST_FAIL_WRITE_AFTER is set
             return self._file.write(data)
         except OSError as err:
             self.error = err  # reported by ShardWriter; HDF5 itself never sees the failure, so it stays consistent
             self._discarding = True
-            return len(data)
+            return size
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._file.seek(offset, whence)
@@ -132,7 +137,9 @@ class FeatureStore:
 
     def _flush(self) -> None:
         if "features" not in self._clips:
-            row_bytes = int(np.prod(self._shape)) * self._dtype.itemsize  # type: ignore[union-attr,arg-type]
+            if self._shape is None or self._dtype is None:
+                raise ShardError("no feature rows to spill")  # _flush runs only after add() set the row layout
+            row_bytes = int(np.prod(self._shape)) * self._dtype.itemsize
             rows = int(np.clip(2**20 // max(1, row_bytes), 1, self.BLOCK_ROWS))
             self._clips.create_dataset("features", shape=(0, *self._shape), maxshape=(None, *self._shape),
                                        dtype=self._dtype, chunks=(rows, *self._shape))

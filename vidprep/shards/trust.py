@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import stat
+from typing import BinaryIO
 
 import h5py
 
@@ -39,7 +40,7 @@ MAX_OBJECTS = 4_000_000  # groups + datasets; a shard has about 5 per video
 _LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
 
 
-def _open_regular(path: str | os.PathLike) -> tuple[object, os.stat_result]:
+def _open_regular(path: str | os.PathLike) -> tuple[BinaryIO, os.stat_result]:
     """Open ``path`` for reading without blocking (a FIFO named .h5 must not hang us); refuse non-regular files."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))

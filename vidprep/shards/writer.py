@@ -216,7 +216,7 @@ class ShardWriter:
             "aug_params": json.dumps(aug_params, sort_keys=True, ensure_ascii=False, default=str)
             if aug_params else "",
         }
-        if self._features is not None:
+        if self._features is not None and features is not None:  # both or neither: checked above
             self._features.add(features)
         self._add_extra(extra or {})
         self._extras.add(quality, phash)
@@ -284,7 +284,7 @@ class ShardWriter:
             self.abort()
             raise
         self._state = "committed"
-        videos = [self._videos[v] for v in kept]
+        videos = self._kept_records(kept)
         summary = ShardSummary(self.path, self.kind, len(videos), len(order), sum(x["frames"] for x in videos),
                                size, digest, tuple(x["id"] for x in videos))
         log.info("wrote %s: %d videos, %d clips", self.path.name, summary.videos, summary.clips)
@@ -310,9 +310,14 @@ class ShardWriter:
 
     def _video(self, v: int) -> dict:
         self._require_open()
-        if not 0 <= v < len(self._videos) or self._videos[v] is None:
+        video = self._videos[v] if 0 <= v < len(self._videos) else None
+        if video is None:
             raise ShardError(f"no video {v} in this shard (never added, or dropped)")
-        return self._videos[v]  # type: ignore[return-value]
+        return video
+
+    def _kept_records(self, kept: list[int]) -> list[dict]:
+        """The records of the videos ``kept`` (from `_renumber_groups`: none of them dropped)."""
+        return [video for video in (self._videos[v] for v in kept) if video is not None]
 
     def _renumber_groups(self) -> list[int]:
         """Kept writer-side video numbers; their /frames groups are renamed to 0..V-1 (always downwards)."""
@@ -336,8 +341,9 @@ class ShardWriter:
         """Per-video columns, clip columns in ``order`` with videos renumbered, and clip_offset."""
         new_of_old = np.full(len(self._videos) + 1, -1, np.int64)
         new_of_old[kept] = np.arange(len(kept))
+        videos = self._kept_records(kept)
         for name, dtype in fmt.VIDEO_FIELDS.items():
-            _column(self._f["videos"], name, [self._videos[v][name] for v in kept], dtype)  # type: ignore[index]
+            _column(self._f["videos"], name, [x[name] for x in videos], dtype)
         new_v = new_of_old[np.asarray(self._clips["video_index"], np.int64)[order]]
         for name, dtype in fmt.CLIP_FIELDS.items():
             picked = new_v if name == "video_index" else [self._clips[name][i] for i in order]

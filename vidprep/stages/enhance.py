@@ -266,11 +266,11 @@ class Enhancer:
         if contrast == "autolevels":
             affine = self._autolevels(sample, affine)
         affine.apply(rgb, dst)
-        if contrast == "gamma":
+        if self._gamma is not None:  # contrast == "gamma"
             cv2.LUT(dst, self._gamma, dst=dst)
         elif contrast in ("clahe", "equalize"):
             y = luma(dst)
-            new = self._clahe.apply(y) if contrast == "clahe" else cv2.LUT(y, self._equalize_lut(sample))
+            new = self._clahe.apply(y) if self._clahe is not None else cv2.LUT(y, self._equalize_lut(sample))
             shift_luma(dst, y, new)
 
     def _white_balance(self, sample: np.ndarray) -> Affine:

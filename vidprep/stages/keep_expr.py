@@ -122,14 +122,16 @@ class _Parser:
         while self.peek().kind == "name" and self.peek().text == "or":
             self.take()
             parts.append(self.conj(depth))
-        return parts[0] if len(parts) == 1 else (lambda v, ps=tuple(parts): any(p(v) for p in ps))
+        ps = tuple(parts)
+        return ps[0] if len(ps) == 1 else (lambda v: any(p(v) for p in ps))
 
     def conj(self, depth: int) -> Callable[[Mapping[str, float]], bool]:
         parts = [self.neg(depth)]
         while self.peek().kind == "name" and self.peek().text == "and":
             self.take()
             parts.append(self.neg(depth))
-        return parts[0] if len(parts) == 1 else (lambda v, ps=tuple(parts): all(p(v) for p in ps))
+        ps = tuple(parts)
+        return ps[0] if len(ps) == 1 else (lambda v: all(p(v) for p in ps))
 
     def neg(self, depth: int) -> Callable[[Mapping[str, float]], bool]:
         tok = self.peek()

@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidprep.errors import ConfigError, VidprepError
+
+if TYPE_CHECKING:
+    from vidprep.config import FeaturesConfig
 
 log = logging.getLogger("vidprep.stages.normalize")
 
@@ -73,6 +76,12 @@ class RunningStats:
         self.mean, self.m2 = np.zeros(dim), np.zeros(dim)
         self.comoment = np.zeros((dim, dim)) if self.covariance else None
 
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, m2); they exist once a dimension is known (callers check ``count`` first)."""
+        if self.mean is None or self.m2 is None:
+            raise ValueError("these running stats hold no feature rows yet")
+        return self.mean, self.m2
+
     def update(self, x: np.ndarray) -> RunningStats:
         """Add feature rows (..., D); returns self."""
         rows = _rows(x)
@@ -94,23 +103,28 @@ class RunningStats:
             raise ValueError("cannot merge stats without covariance into stats that track it")
         if self.dim is not None and other.dim != self.dim:
             raise ValueError(f"cannot merge stats of dimension {other.dim} into {self.dim}")
+        other_mean, other_m2 = other._moments()
         if self.count == 0:
-            self.count, self.mean, self.m2 = other.count, other.mean.copy(), other.m2.copy()
-            self.comoment = other.comoment.copy() if self.covariance else None
+            self.count, self.mean, self.m2 = other.count, other_mean.copy(), other_m2.copy()
+            # other.comoment is set whenever self tracks covariance (checked above)
+            self.comoment = other.comoment.copy() if self.covariance and other.comoment is not None else None
             return self
+        mean, m2 = self._moments()
         n = self.count + other.count
-        delta = other.mean - self.mean
+        delta = other_mean - mean
         weight = self.count * other.count / n
-        self.mean = self.mean + delta * (other.count / n)
-        self.m2 = self.m2 + other.m2 + delta**2 * weight
+        self.mean = mean + delta * (other.count / n)
+        self.m2 = m2 + other_m2 + delta**2 * weight
         if self.covariance:
+            if self.comoment is None or other.comoment is None:
+                raise ValueError("these running stats do not track covariance")
             self.comoment = self.comoment + other.comoment + np.outer(delta, delta) * weight
         self.count = n
         return self
 
     def variance(self) -> np.ndarray:
         """Population variance per dimension."""
-        return self.m2 / max(self.count, 1)
+        return self._moments()[1] / max(self.count, 1)
 
     def cov(self) -> np.ndarray:
         """Population covariance (D,D)."""
@@ -121,8 +135,9 @@ class RunningStats:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays that :meth:`from_arrays` restores exactly (for saving and for sending between processes)."""
         if self.mean is None:
-            return {"count": np.int64(0)}
-        out = {"count": np.int64(self.count), "mean": self.mean, "m2": self.m2}
+            return {"count": np.asarray(np.int64(0))}
+        mean, m2 = self._moments()
+        out: dict[str, np.ndarray | np.int64] = {"count": np.int64(self.count), "mean": mean, "m2": m2}
         if self.comoment is not None:
             out["comoment"] = self.comoment
         return {k: np.asarray(v) for k, v in out.items()}
@@ -165,7 +180,8 @@ class NormStats:
         if stats.count < 2:
             raise VidprepError(f"cannot fit --normalize {method} from {stats.count} feature rows (need >= 2)")
         if method == "zscore":
-            return cls(method=method, mean=stats.mean.copy(), std=_safe_std(stats.variance()), count=stats.count)
+            mean = stats._moments()[0]
+            return cls(method=method, mean=mean.copy(), std=_safe_std(stats.variance()), count=stats.count)
         norm = _fit_pca(stats, pca_dim, whiten)
         if quantize == "uint8":
             norm.quant_offset, norm.quant_scale = _quant_range(norm.output_std())
@@ -185,11 +201,11 @@ class NormStats:
 
     def output_std(self) -> np.ndarray:
         """Std of each output dimension of the projection (before quantization)."""
-        eig = np.clip(self.eigenvalues, 0, None)
+        eig = np.clip(_fitted(self.eigenvalues, "eigenvalues"), 0, None)
         return np.sqrt(eig / (eig + self._whiten_eps())) if self.whiten else np.sqrt(eig)
 
     def _whiten_eps(self) -> float:
-        return EPS * float(max(self.eigenvalues.max(initial=0.0), EPS))
+        return EPS * float(max(_fitted(self.eigenvalues, "eigenvalues").max(initial=0.0), EPS))
 
     def project(self, x: np.ndarray) -> np.ndarray:
         """Float32 result of the method on (..., D) features, before any quantization."""
@@ -197,27 +213,31 @@ class NormStats:
         if self.method == "l2":
             return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), np.float32(EPS))
         if self.method == "zscore":
-            return ((x - self.mean.astype(np.float32)) / self.std.astype(np.float32)).astype(np.float32)
+            mean, std = _fitted(self.mean, "mean"), _fitted(self.std, "std")
+            return ((x - mean.astype(np.float32)) / std.astype(np.float32)).astype(np.float32)
         if self.method == "pca":
-            y = (x - self.mean.astype(np.float32)) @ self.components.T.astype(np.float32)
+            mean, components = _fitted(self.mean, "mean"), _fitted(self.components, "components")
+            y = (x - mean.astype(np.float32)) @ components.T.astype(np.float32)
             if self.whiten:
-                y /= np.sqrt(self.eigenvalues + self._whiten_eps()).astype(np.float32)
+                y /= np.sqrt(_fitted(self.eigenvalues, "eigenvalues") + self._whiten_eps()).astype(np.float32)
             return y.astype(np.float32, copy=False)
         return x
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Normalize (..., D) features: float32 (..., K), or uint8 codes when quantized."""
         y = self.project(x)
-        if not self.quantized:
+        if self.quant_scale is None:  # not quantized
             return y
-        q = np.rint((y - self.quant_offset.astype(np.float32)) / self.quant_scale.astype(np.float32))
+        offset = _fitted(self.quant_offset, "quant_offset")
+        q = np.rint((y - offset.astype(np.float32)) / self.quant_scale.astype(np.float32))
         return np.clip(q, 0, QUANT_LEVELS - 1).astype(np.uint8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """uint8 codes -> float32 values of their levels (``offset + q * scale``)."""
-        if not self.quantized:
+        if self.quant_scale is None:
             raise ValueError("this normalization is not quantized")
-        return (self.quant_offset + np.asarray(q, np.float64) * self.quant_scale).astype(np.float32)
+        offset = _fitted(self.quant_offset, "quant_offset")
+        return (offset + np.asarray(q, np.float64) * self.quant_scale).astype(np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The fitted arrays by name (``mean``, ``std``, ``components``, ``eigenvalues``, ``quant_*``)."""
@@ -240,9 +260,16 @@ class NormStats:
         return cls(method=method, whiten=bool(meta.get("whiten", False)), count=int(meta.get("count", 0)), **kwargs)
 
 
-def fit_normalization(stats: RunningStats, cfg: Any) -> NormStats:
+def fit_normalization(stats: RunningStats, cfg: FeaturesConfig) -> NormStats:
     """Fit the normalization a FeaturesConfig asks for (``normalize``, ``pca_dim``, ``whiten``, ``quantize``)."""
     return NormStats.fit(stats, cfg.normalize, pca_dim=cfg.pca_dim, whiten=cfg.whiten, quantize=cfg.quantize)
+
+
+def _fitted(value: np.ndarray | None, name: str) -> np.ndarray:
+    """A fitted array the method needs: ``fit`` always sets it, ``from_arrays`` of an incomplete file may not."""
+    if value is None:
+        raise ValueError(f"this normalization has no fitted {name} array")
+    return value
 
 
 def _guess_method(arrays: dict[str, np.ndarray]) -> str:
@@ -259,7 +286,8 @@ def _safe_std(variance: np.ndarray) -> np.ndarray:
 
 def _fit_pca(stats: RunningStats, pca_dim: int | None, whiten: bool) -> NormStats:
     """Eigen-decompose the population covariance; keep the top ``pca_dim`` axes with a deterministic sign."""
-    dim = stats.dim
+    mean, _ = stats._moments()
+    dim = len(mean)
     k = pca_dim or dim
     if k > dim:
         raise ConfigError(f"--pca-dim {k} is larger than the feature dimension {dim}")
@@ -270,7 +298,7 @@ def _fit_pca(stats: RunningStats, pca_dim: int | None, whiten: bool) -> NormStat
     components *= np.where(signs == 0, 1.0, signs)[:, None]
     if k > stats.count - 1:
         log.warning("pca: %d components from %d rows: the last ones carry no variance", k, stats.count)
-    return NormStats(method="pca", mean=stats.mean.copy(), components=components,
+    return NormStats(method="pca", mean=mean.copy(), components=components,
                      eigenvalues=np.clip(eigenvalues[order], 0, None), whiten=whiten, count=stats.count)
 
 

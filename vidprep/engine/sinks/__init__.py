@@ -82,8 +82,10 @@ class OutputKind(Protocol):
 
 
 def output_format(config: RunConfig) -> str:
-    """The run's output format, decided here only: feature runs always write feature shards (h5)."""
-    return "h5" if config.features is not None else config.split.format
+    """The run's output format, decided here only: feature runs write feature shards (h5, or wds tars)."""
+    if config.features is not None:
+        return "wds" if config.split.format == "wds" else "h5"
+    return config.split.format
 
 
 #: Output format -> (module under vidprep.engine.sinks, class); the class is built with the format name.
@@ -92,6 +94,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "jpg": ("files", "FilesOutput"),
     "png": ("files", "FilesOutput"),
     "mp4": ("files", "FilesOutput"),
+    "wds": ("wds", "WdsOutput"),
 }
 
 

@@ -9,6 +9,7 @@ decoding (``verify``), and builds a headless module whose ``forward`` maps a pre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -114,6 +115,12 @@ class Backend:
 
     def encode_text(self, model: Any, prompts: list[str]) -> Any:
         """(K,D) float text embeddings of ``prompts`` (image-text models only)."""
+        from vidprep.errors import ConfigError
+
+        raise ConfigError(f"--text-labels: {self.name} is not an image-text model (use an open_clip: model)")
+
+    def tokenizer(self) -> Callable[[list[str]], Any]:
+        """The text tokenizer (image-text models only), loaded now so a missing one fails before any decoding."""
         from vidprep.errors import ConfigError
 
         raise ConfigError(f"--text-labels: {self.name} is not an image-text model (use an open_clip: model)")
