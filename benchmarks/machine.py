@@ -11,7 +11,9 @@ same frames, same threads: every process may use all CPUs, OMP_NUM_THREADS is un
   imports torch + torchvision and builds resnet18 headless (target <= 1.25); `vidprep split --fps 1` on the same
   clip in seconds (target <= 1.0 s), beside a bare `python -c "import vidprep.cli.main"`;
 - split: `vidprep split --fps 2 --size 224` on 720p 40 s (default executor) ÷ ffmpeg running vidprep's own decode
-  argv (same filters) with the frames thrown away (ratio = limit / vidprep; target >= 0.9, start-up included);
+  argv (same filters, including the quality-metrics branch a default run decodes) with every output thrown away
+  (ratio = limit / vidprep; target >= 0.9, start-up included); and the same with `--no-metrics` against the argv
+  without that branch;
 - dense features on one video: `vidprep features --model resnet18 --every 1` on 480p 60 s (1,500 frames), default
   executor and precision. Its throughput (frames / (wall - the fixed cost above)) ÷ the model alone on the same
   frames (decoded by vidprep at the model's input size beforehand, same extractor settings: batch, precision,
@@ -71,16 +73,27 @@ def fixed_cost_rows(clip: Path, repeats: int) -> list[dict]:
     ]
 
 
-def split_row(path: Path, repeats: int) -> dict:
+def split_row(path: Path, repeats: int) -> list[dict]:
+    """vidprep split ÷ ffmpeg running the same decode argv: with the quality-metrics branch (the default run's
+    filter graph: its 64-px view of every decoded frame goes to a second output) and without it (--no-metrics)."""
+    from vidprep.engine.curation import DecodeMetrics
     from vidprep.media.decode import decode_argv
     from vidprep.media.probe import probe
     from vidprep.types import Sampling, SizeSpec
 
-    argv = decode_argv(probe(path), Sampling("fps", 2), SizeSpec(short_side=224))  # rawvideo to a discarded stdout
-    limit = best_of(repeats, argv)[0]
-    wall = cli(["split", str(path), "--fps", "2", "--size", "224"], repeats)
-    return {"case": "split --fps 2 --size 224, 720p 40 s", "vidprep_s": wall, "reference_s": limit,
-            "reference": "same ffmpeg decode argv, frames discarded", "ratio": limit / wall, "target": ">= 0.9"}
+    info = probe(path)
+    branch = DecodeMetrics(info).branch
+    rows = []
+    for label, branches, extra in (("default (quality branch)", [(branch.filters, 1)], []),
+                                   ("--no-metrics", [], ["--no-metrics"])):
+        # every output is raw video to the discarded stdout
+        argv = decode_argv(info, Sampling("fps", 2), SizeSpec(short_side=224), branches=branches)
+        limit = best_of(repeats, argv)[0]
+        wall = cli(["split", str(path), "--fps", "2", "--size", "224", *extra], repeats)
+        rows.append({"case": f"split --fps 2 --size 224, 720p 40 s, {label}", "vidprep_s": wall,
+                     "reference_s": limit, "reference": "same ffmpeg decode argv, frames discarded",
+                     "ratio": limit / wall, "target": ">= 0.9"})
+    return rows
 
 
 def decoded(path: Path, limit: int) -> np.ndarray:
@@ -167,7 +180,7 @@ def main() -> None:
     fixed_s = rows[0]["vidprep_s"]
     rows = rows if "fixed" in only else []
     if "split" in only:
-        rows.append(split_row(make_video("m720_40s.mp4", 1280, 720, 30, 10 if args.quick else 40), repeats))
+        rows += split_row(make_video("m720_40s.mp4", 1280, 720, 30, 10 if args.quick else 40), repeats)
     if "dense" in only:
         seconds = 10 if args.quick else 60
         path = make_video(f"m480_{seconds}s.mp4", 854, 480, 25, seconds)
