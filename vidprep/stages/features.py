@@ -8,7 +8,8 @@ Preprocessing is the backend's :class:`InputSpec` (for torchvision the chosen we
 for open_clip, transformers and timm their own eval configs) applied to whole batches with the same torchvision
 functional ops in the same order, on the model's device: resize (uint8, as torchvision does, which also takes
 PyTorch's fast uint8 path), center crop, scale to [0, 1], normalize by mean/std. So features equal a plain
-torchvision forward of ``weights.transforms()(frames)``. Frames arrive as (N,H,W,3); viewing them as (N,3,H,W) is a
+torchvision forward of ``weights.transforms()(frames)`` (to float rounding: convnets run with BatchNorm folded
+into their convolutions, :mod:`vidprep.stages.models.fold`). Frames arrive as (N,H,W,3); viewing them as (N,3,H,W) is a
 channels-last tensor without a copy, and 3D clips (B,T,H,W,3) become (B,3,T,H,W) in channels-last-3d, again free.
 
 Importing this module does not import torch.
