@@ -74,7 +74,7 @@ def _conv_before(node: Any, modules: dict[str, Any]) -> Any:
     if node.op != "call_module" or not isinstance(modules.get(node.target), _BatchNorm):
         return None
     source = node.args[0] if node.args else None
-    if getattr(source, "op", None) != "call_module" or len(source.users) != 1:
+    if source is None or getattr(source, "op", None) != "call_module" or len(source.users) != 1:
         return None
     conv = modules.get(source.target)
     convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
