@@ -226,8 +226,8 @@ def test_file_sink_refuses_an_unsafe_id_before_writing(tmp_path: Path, video_id:
 
     out = tmp_path / "a" / "b" / "out"
     out.mkdir(parents=True)
-    split = SimpleNamespace(format="jpg", jpeg_quality=90)
-    sink = FileSink(SimpleNamespace(out_dir=str(out), config=SimpleNamespace(split=split)), out / ".parts" / "p.jsonl")
+    cfg = SimpleNamespace(format="jpg", jpeg_quality=90)
+    sink = FileSink(SimpleNamespace(out_dir=str(out), config=SimpleNamespace(output=cfg)), out / ".parts" / "p.jsonl")
     with pytest.raises(InputError, match="unsafe video id"):
         sink.add_video(video_id, "src.mp4", {})
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "out"]

@@ -158,3 +158,46 @@ def test_the_worker_composes_a_registered_fake_stage(make_video: Callable[..., P
         assert "not_stored" not in f["frames/0"] and "fake_count" not in g["frames/0"]
         assert np.array_equal(f["frames/0/rgb"][()], 255 - g["frames/0/rgb"][()])  # inverted before storing
         assert f["clips/label"][()].tolist() == [n] * len(g["clips/label"][()])
+
+
+# ------------------------------------------------------------------------------------------------- OutputConfig
+
+
+def test_output_options_live_in_output_config_and_old_split_tables_still_work(tmp_path: Path) -> None:
+    from vidprep.config import OutputConfig, SplitConfig
+    from vidprep.config_tables import load_toml, run_config_from
+    from vidprep.engine.sinks import output_format
+    from vidprep.errors import ConfigError
+
+    assert {o.name for o in OUTPUT_OPTIONS} == set(OutputConfig.model_fields)
+    assert not set(OutputConfig.model_fields) & set(SplitConfig.model_fields)
+    new = tmp_path / "new.toml"
+    new.write_text('[split]\nfps = 1\n[output]\nformat = "jpg"\njpeg_quality = 70\n')
+    old = tmp_path / "old.toml"
+    old.write_text('[split]\nfps = 1\nformat = "jpg"\njpeg_quality = 70\n')
+    a, b = (run_config_from(load_toml(p)) for p in (new, old))
+    assert a == b and a.output == OutputConfig(format="jpg", jpeg_quality=70) and output_format(a) == "jpg"
+    # recorded where shards always recorded them: same /meta/config_json keys and resume fingerprints as before
+    record = a.record()
+    assert "output" not in record and record["split"]["format"] == "jpg" and record["split"]["jpeg_quality"] == 70
+    assert record["split"]["frame_codec"] == "raw" and record["split"]["fps"] == 1
+    with pytest.raises(ConfigError, match=r"\[split\] format and \[output\] format"):
+        run_config_from({"split": {"format": "png"}, "output": {"format": "jpg"}})
+    with pytest.raises(ConfigError, match="--jpeg-quality"):
+        run_config_from({"output": {"jpeg_quality": 0}})
+    with pytest.raises(ConfigError, match="--format jpg: features writes feature shards"):
+        run_config_from({"split": {"format": "jpg"}, "features": {"model": "resnet18"}})
+
+
+def test_cli_output_flags_override_either_table(tmp_path: Path) -> None:
+    from vidprep.cli.stage_cmds import build_config
+    from vidprep.config_tables import load_toml
+
+    old = tmp_path / "old.toml"
+    old.write_text('[split]\nformat = "png"\n')
+    new = tmp_path / "new.toml"
+    new.write_text('[output]\nformat = "png"\nframe_codec = "jpeg"\n')
+    for path in (old, new):
+        cfg = build_config("split", {"format": "jpg"}, load_toml(path))
+        assert cfg.output.format == "jpg"
+    assert build_config("enhance", {}, load_toml(new)).output.frame_codec == "jpeg"

@@ -50,9 +50,6 @@ class SplitConfig(_Model):
     scene_min_content: float = 15.0
     scene_detector: Literal["adaptive", "transnetv2", "hybrid"] = "adaptive"
     scene_prob_threshold: float = 0.5
-    format: Literal["h5", "jpg", "png", "mp4"] = "h5"
-    frame_codec: Literal["raw", "jpeg"] = "raw"
-    jpeg_quality: int = 90
     label_from_dir: bool = False
     labels: str | None = None
     metrics: bool = True
@@ -77,13 +74,6 @@ class SplitConfig(_Model):
     def _probability(cls, v: float) -> float:
         if not 0 < v < 1:
             raise ValueError("must be between 0 and 1 (exclusive)")
-        return v
-
-    @field_validator("jpeg_quality")
-    @classmethod
-    def _quality(cls, v: int) -> int:
-        if not 1 <= v <= 100:
-            raise ValueError("must be between 1 and 100")
         return v
 
     @field_validator("resize")
@@ -305,6 +295,26 @@ class FeaturesConfig(_Model):
         return self
 
 
+#: Output options that pipeline files and shards written before OutputConfig existed keep in [split].
+OUTPUT_KEYS = ("format", "frame_codec", "jpeg_quality")
+
+
+class OutputConfig(_Model):
+    """What the sink writes: the output format (:func:`vidprep.engine.sinks.output_format` decides a run's) and
+    how frame shards store frames. Also accepted in ``[split]`` (where it lived before) and recorded there."""
+
+    format: Literal["h5", "jpg", "png", "mp4"] = "h5"
+    frame_codec: Literal["raw", "jpeg"] = "raw"
+    jpeg_quality: int = 90
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality(cls, v: int) -> int:
+        if not 1 <= v <= 100:
+            raise ValueError("must be between 1 and 100")
+        return v
+
+
 class RunConfig(_Model):
     """A whole run: which stages, with which options, and how work is cut into shards."""
 
@@ -312,6 +322,7 @@ class RunConfig(_Model):
     enhance: EnhanceConfig | None = None
     augment: AugmentConfig | None = None
     features: FeaturesConfig | None = None
+    output: OutputConfig = OutputConfig()
     videos_per_shard: int = 16
     seed: int = 0
     timeout_s: float = 600.0
@@ -328,14 +339,21 @@ class RunConfig(_Model):
     def _feature_outputs(self) -> RunConfig:
         """Feature runs write feature shards only (no frames): output options for frames would do nothing."""
         if self.features is not None:
-            split = self.split
-            if "format" in split.model_fields_set and split.format != "h5":
-                raise ValueError(f"--format {split.format}: features writes feature shards (h5) only; use split, "
+            output = self.output
+            if "format" in output.model_fields_set and output.format != "h5":
+                raise ValueError(f"--format {output.format}: features writes feature shards (h5) only; use split, "
                                  "enhance or augment for jpg/png/mp4 outputs")
             for name in ("frame_codec", "jpeg_quality"):
-                if name in split.model_fields_set:
+                if name in output.model_fields_set:
                     raise ValueError(f"--{name.replace('_', '-')}: feature shards store no frames")
         return self
+
+    def record(self) -> dict[str, Any]:
+        """The config as recorded in ``/meta/config_json`` and the manifest: output options inside ``split``, where
+        shards have always recorded them (same keys, same resume fingerprints as before OutputConfig)."""
+        data = self.model_dump(mode="json")
+        data["split"] = {**data["split"], **data.pop("output")}
+        return data
 
     def stages(self) -> list[str]:
         """Names of the stages this run applies after splitting, in order (the stage registry's order)."""

@@ -13,8 +13,25 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from vidprep.config import RunConfig, SplitConfig
+from vidprep.config import OUTPUT_KEYS, OutputConfig, RunConfig, SplitConfig
 from vidprep.errors import ConfigError
+
+
+#: Tables besides the stages': output options and run options.
+TABLES = ("output", "run")
+
+
+def _legacy_output(tables: dict[str, dict[str, Any]]) -> None:
+    """Output options given in [split] (where they lived before [output]) move to the output table."""
+    split = tables.get("split") or {}
+    moved = {k: split.pop(k) for k in OUTPUT_KEYS if k in split}
+    if not moved:
+        return
+    output = tables.setdefault("output", {})
+    both = [k for k in moved if k in output]
+    if both:
+        raise ConfigError(f"[split] {both[0]} and [output] {both[0]}: give it once, in [output]")
+    output.update(moved)
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -49,9 +66,10 @@ def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
     from vidprep.engine.registry import stage_names
 
     stages = stage_names()
-    unknown = [k for k in data if k not in (*stages, "run")]
+    unknown = [k for k in data if k not in (*stages, *TABLES)]
     if unknown:
-        raise ConfigError(f"unknown stage table [{unknown[0]}] (known: {', '.join(stages)}, run)", path=str(p))
+        raise ConfigError(f"unknown stage table [{unknown[0]}] (known: {', '.join((*stages, *TABLES))})",
+                          path=str(p))
     for key, value in data.items():
         if not isinstance(value, dict):
             raise ConfigError(f"[{key}] must be a table", path=str(p))
@@ -68,8 +86,11 @@ def run_config_from(tables: dict[str, dict[str, Any]], *, model_defaults: bool =
     tables = {k: dict(v) if isinstance(v, dict) else v for k, v in tables.items()}
     if "features" in tables:
         apply_model_defaults(tables, sampling=model_defaults)
+    _legacy_output(tables)
     run_opts = dict(tables.get("run", {}))
     kwargs: dict[str, Any] = {"split": build(SplitConfig, tables.get("split", {}), section="split")}
+    if "output" in tables:
+        kwargs["output"] = build(OutputConfig, tables["output"], section="output")
     from vidprep.engine.registry import REGISTRY
 
     for name, entry in list(REGISTRY.items())[1:]:

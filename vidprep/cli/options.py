@@ -47,7 +47,7 @@ LOG_OPTS = (
 def _tables_help() -> str:
     from vidprep.engine.registry import stage_names
 
-    return ", ".join(f"\\[{name}]" for name in stage_names())
+    return ", ".join(f"\\[{name}]" for name in (*stage_names(), "output"))
 
 
 RUN_OPTS = (

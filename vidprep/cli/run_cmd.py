@@ -19,7 +19,7 @@ _RUN_OPTS = tuple(o for o in RUN_OPTS if o.name != "config")
 
 def _tables_help() -> str:
     """The pipeline file's tables as the help shows them: every registered stage, then [run]."""
-    return ", ".join(f"\\[{name}]" for name in (*stage_names(), "run"))
+    return ", ".join(f"\\[{name}]" for name in (*stage_names(), "output", "run"))
 
 
 def to_toml(config: RunConfig) -> str:
@@ -27,7 +27,7 @@ def to_toml(config: RunConfig) -> str:
     data = config.model_dump(mode="json")
     lines = ["[run]"]
     lines += [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
-    for table in stage_names():
+    for table in (*stage_names(), "output"):
         if isinstance(data.get(table), dict):
             lines += ["", f"[{table}]"]
             lines += [f"{k} = {_value(v)}" for k, v in data[table].items() if v is not None]

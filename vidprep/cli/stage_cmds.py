@@ -19,6 +19,7 @@ from vidprep.cli.options import INPUT_OPTS, INPUTS, LOG_OPTS, OUTPUT, PREVIEW_OP
 from vidprep.cli.output import emit, emit_json, exits_on_error, setup_logging
 from vidprep.cli.signature import Opt, pick, with_options
 from vidprep.config import RunConfig, load_toml, run_config_from
+from vidprep.config_tables import TABLES
 from vidprep.engine.registry import OUTPUT_OPTIONS, REGISTRY, stage_names, upto
 
 
@@ -39,14 +40,16 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
     """
     tables = {k: dict(v) for k, v in (file_tables or {}).items()}
     used = upto(stage)
-    tables = {k: v for k, v in tables.items() if k in used or k == "run"}
+    tables = {k: v for k, v in tables.items() if k in used or k in TABLES}
     for name in used:
         given = pick(options, stage_opts(name))
         if given or name == stage:
             tables.setdefault(name, {}).update(given)
     given_output = pick(options, typer_group(OUTPUT_OPTIONS))
-    if given_output:
-        tables.setdefault("split", {}).update(given_output)
+    if given_output:  # a flag overrides the file's value wherever the file gives it ([output], or [split] of old)
+        for key in given_output:
+            tables.get("split", {}).pop(key, None)
+        tables.setdefault("output", {}).update(given_output)
     run_table = tables.setdefault("run", {})
     run_table.update({RUN_KEYS[k]: v for k, v in options.items() if k in RUN_KEYS and v is not None})
     return run_config_from(tables, model_defaults=not shard_inputs)

@@ -82,8 +82,9 @@ class OutputKind(Protocol):
 
 
 def output_format(config: RunConfig) -> str:
-    """The run's output format, decided here only: feature runs always write feature shards (h5)."""
-    return "h5" if config.features is not None else config.split.format
+    """The run's output format (``OutputConfig.format``), decided here only: feature runs always write feature
+    shards (h5)."""
+    return "h5" if config.features is not None else config.output.format
 
 
 #: Output format -> (module under vidprep.engine.sinks, class); the class is built with the format name.
