@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Optional
 from pathlib import Path
 
 import h5py
@@ -64,10 +65,23 @@ def test_a_registered_fake_stage_is_a_known_pipeline_table(tmp_path: Path, monke
     path.write_text("[split]\nfps = 1\n[fake]\nfactor = 3\n")
     with pytest.raises(ConfigError, match=r"unknown stage table \[fake\]"):
         load_toml(path)
-    entry = dataclasses.replace(REGISTRY["enhance"], name="fake", config=_FakeConfig)
+    option = OptionSpec("factor", Optional[int], ("--factor",), "Fake factor.", "Fake")
+    entry = dataclasses.replace(REGISTRY["enhance"], name="fake", config=_FakeConfig, options=(option,),
+                                help="A fake stage.\n\nExamples:\n\n  vidprep fake v/ -o o/ --factor 3\n")
     monkeypatch.setitem(REGISTRY, "fake", entry)
     assert stage_names()[-1] == "fake"
     assert load_toml(path)["fake"] == {"factor": 3}
+    # the stage commands come from the registry: a command for the new stage, with every earlier group and its own
+    import typer
+    from typer.testing import CliRunner
+
+    from vidprep.cli import stage_cmds
+
+    app = typer.Typer()
+    stage_cmds.register(app)
+    fake_help = CliRunner().invoke(app, ["fake", "--help"]).stdout
+    assert all(flag in fake_help for flag in ("--factor", "--contrast", "--fps", "--format", "A fake stage"))
+    assert "--factor" not in CliRunner().invoke(app, ["split", "--help"]).stdout
 
 
 class CountFrames(Observer):
