@@ -352,7 +352,10 @@ class RunConfig(_Model):
         """The config as recorded in ``/meta/config_json`` and the manifest: output options inside ``split``, where
         shards have always recorded them (same keys, same resume fingerprints as before OutputConfig)."""
         data = self.model_dump(mode="json")
-        data["split"] = {**data["split"], **data.pop("output")}
+        split, output = data["split"], data.pop("output")
+        keys = list(split)
+        at = keys.index("label_from_dir")  # where SplitConfig held them: even manifest.json's key order is kept
+        data["split"] = {**{k: split[k] for k in keys[:at]}, **output, **{k: split[k] for k in keys[at:]}}
         return data
 
     def stages(self) -> list[str]:
