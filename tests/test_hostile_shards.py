@@ -226,8 +226,8 @@ def test_file_sink_refuses_an_unsafe_id_before_writing(tmp_path: Path, video_id:
 
     out = tmp_path / "a" / "b" / "out"
     out.mkdir(parents=True)
-    split = SimpleNamespace(format="jpg", jpeg_quality=90)
-    sink = FileSink(SimpleNamespace(out_dir=str(out), config=SimpleNamespace(split=split)), out / ".parts" / "p.jsonl")
+    cfg = SimpleNamespace(format="jpg", jpeg_quality=90)
+    sink = FileSink(SimpleNamespace(out_dir=str(out), config=SimpleNamespace(output=cfg)), out / ".parts" / "p.jsonl")
     with pytest.raises(InputError, match="unsafe video id"):
         sink.add_video(video_id, "src.mp4", {})
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "out"]
@@ -247,16 +247,16 @@ def test_control_characters_in_file_names_are_escaped_in_ids(tmp_path: Path) -> 
 
 def test_any_exception_of_one_video_is_its_error_record(lab: Lab, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidprep.engine.worker import VideoProcessor
+    from vidprep.engine.split_steps import PlanClips
 
-    original = VideoProcessor.finish_rows
+    original = PlanClips.apply
 
-    def flaky(self, video_id, rows, per_frame):  # a bug-like error (not OSError/ValueError) in one video only
-        if video_id == "b.mp4":
+    def flaky(self, video, rows):  # a bug-like error (not OSError/ValueError) in one video only
+        if video.video_id == "b.mp4":
             raise IndexError("index 7 is out of bounds for axis 0 with size 2")
-        return original(self, video_id, rows, per_frame)
+        return original(self, video, rows)
 
-    monkeypatch.setattr(VideoProcessor, "finish_rows", flaky)
+    monkeypatch.setattr(PlanClips, "apply", flaky)
     out = tmp_path / "out"
     res = cli("split", lab.vids, "-o", out, *SPLIT)
     assert res.exit_code == 3, res.stderr

@@ -6,13 +6,11 @@ way everywhere: before any video is decoded, with a message that names the optio
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from vidprep.errors import ConfigError
 from vidprep.types import Sampling, SizeSpec
 
 class _Model(BaseModel):
@@ -52,10 +50,6 @@ class SplitConfig(_Model):
     scene_min_content: float = 15.0
     scene_detector: Literal["adaptive", "transnetv2", "hybrid"] = "adaptive"
     scene_prob_threshold: float = 0.5
-    format: Literal["h5", "jpg", "png", "mp4", "wds"] = "h5"
-    wds_media: Literal["jpg", "mp4"] = "jpg"
-    frame_codec: Literal["raw", "jpeg"] = "raw"
-    jpeg_quality: int = 90
     label_from_dir: bool = False
     labels: str | None = None
     metrics: bool = True
@@ -80,13 +74,6 @@ class SplitConfig(_Model):
     def _probability(cls, v: float) -> float:
         if not 0 < v < 1:
             raise ValueError("must be between 0 and 1 (exclusive)")
-        return v
-
-    @field_validator("jpeg_quality")
-    @classmethod
-    def _quality(cls, v: int) -> int:
-        if not 1 <= v <= 100:
-            raise ValueError("must be between 1 and 100")
         return v
 
     @field_validator("resize")
@@ -308,15 +295,25 @@ class FeaturesConfig(_Model):
         return self
 
 
-#: The stage registry's config side: stage name -> its config model, in pipeline order (split first). Every list of
-#: stage names (pipeline tables, RunConfig fields, CLI option groups and commands) is derived from it.
-STAGE_MODELS: dict[str, type[_Model]] = {
-    "split": SplitConfig,
-    "enhance": EnhanceConfig,
-    "augment": AugmentConfig,
-    "features": FeaturesConfig,
-}
-STAGES = tuple(STAGE_MODELS)
+#: Output options that pipeline files and shards written before OutputConfig existed keep in [split].
+OUTPUT_KEYS = ("format", "wds_media", "frame_codec", "jpeg_quality")
+
+
+class OutputConfig(_Model):
+    """What the sink writes: the output format (:func:`vidprep.engine.sinks.output_format` decides a run's) and
+    how frame shards store frames. Also accepted in ``[split]`` (where it lived before) and recorded there."""
+
+    format: Literal["h5", "jpg", "png", "mp4", "wds"] = "h5"
+    wds_media: Literal["jpg", "mp4"] = "jpg"
+    frame_codec: Literal["raw", "jpeg"] = "raw"
+    jpeg_quality: int = 90
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality(cls, v: int) -> int:
+        if not 1 <= v <= 100:
+            raise ValueError("must be between 1 and 100")
+        return v
 
 
 class RunConfig(_Model):
@@ -326,6 +323,7 @@ class RunConfig(_Model):
     enhance: EnhanceConfig | None = None
     augment: AugmentConfig | None = None
     features: FeaturesConfig | None = None
+    output: OutputConfig = OutputConfig()
     videos_per_shard: int = 16
     seed: int = 0
     timeout_s: float = 600.0
@@ -342,94 +340,44 @@ class RunConfig(_Model):
     def _feature_outputs(self) -> RunConfig:
         """Feature runs write feature shards only (no frames): output options for frames would do nothing."""
         if self.features is not None:
-            split = self.split
-            if "format" in split.model_fields_set and split.format not in ("h5", "wds"):
-                raise ValueError(f"--format {split.format}: features writes feature shards (h5 or wds) only; use "
+            output = self.output
+            if "format" in output.model_fields_set and output.format not in ("h5", "wds"):
+                raise ValueError(f"--format {output.format}: features writes feature shards (h5 or wds) only; use "
                                  "split, enhance or augment for jpg/png/mp4 outputs")
             for name in ("frame_codec", "jpeg_quality", "wds_media"):
-                if name in split.model_fields_set:
+                if name in output.model_fields_set:
                     raise ValueError(f"--{name.replace('_', '-')}: feature shards store no frames")
         from vidprep.shards.wds_options import check_wds_options
 
-        check_wds_options(self.split, self.features)
+        check_wds_options(self.output, self.features)
         return self
 
+    def record(self) -> dict[str, Any]:
+        """The config as recorded in ``/meta/config_json`` and the manifest: output options inside ``split``, where
+        shards have always recorded them (same keys, same resume fingerprints as before OutputConfig)."""
+        data = self.model_dump(mode="json")
+        split, output = data["split"], data.pop("output")
+        keys = list(split)
+        at = keys.index("label_from_dir")  # where SplitConfig held them: even manifest.json's key order is kept
+        data["split"] = {**{k: split[k] for k in keys[:at]}, **output, **{k: split[k] for k in keys[at:]}}
+        return data
+
     def stages(self) -> list[str]:
-        """Names of the stages this run applies after splitting, in order."""
-        return [s for s in STAGES[1:] if getattr(self, s) is not None]
+        """Names of the stages this run applies after splitting, in order (the stage registry's order)."""
+        from vidprep.engine.registry import stage_names
 
-
-
-def format_validation_error(err: ValidationError) -> str:
-    """One line naming each bad option the way the CLI spells it."""
-    parts = []
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"] if not str(p).isdigit()]
-        name = "--" + loc[-1].replace("_", "-") if loc else "config"
-        msg = "unknown option" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
-        parts.append(f"{name}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
-def build(model: type[_Model], values: dict[str, Any], *, section: str = "") -> Any:
-    """Construct a config model, turning validation errors into ConfigError."""
-    try:
-        return model(**values)
-    except ValidationError as err:
-        prefix = f"[{section}] " if section else ""
-        raise ConfigError(prefix + format_validation_error(err)) from None
+        return [s for s in stage_names()[1:] if getattr(self, s) is not None]
 
 
 def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a pipeline file: tables named after stages plus an optional [run] table; unknown tables fail."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("config file not found", path=str(p)) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"not valid TOML: {err}", path=str(p)) from None
-    unknown = [k for k in data if k not in (*STAGES, "run")]
-    if unknown:
-        raise ConfigError(f"unknown stage table [{unknown[0]}] (known: {', '.join(STAGES)}, run)", path=str(p))
-    for key, value in data.items():
-        if not isinstance(value, dict):
-            raise ConfigError(f"[{key}] must be a table", path=str(p))
-    return data
+    """Read a pipeline file (see :func:`vidprep.config_tables.load_toml`)."""
+    from vidprep.config_tables import load_toml as load
+
+    return load(path)
 
 
 def run_config_from(tables: dict[str, dict[str, Any]], *, model_defaults: bool = False) -> RunConfig:
-    """Build a RunConfig from stage tables (as loaded from TOML and merged with CLI flags).
+    """Build a RunConfig from stage tables (see :func:`vidprep.config_tables.run_config_from`)."""
+    from vidprep.config_tables import run_config_from as build_run
 
-    A features table gets its model's defaults where the user chose none (so the library and the CLI build the
-    same config from the same tables): l2 normalization for image-text models always, and with ``model_defaults``
-    (the inputs include videos) the model's sampling defaults in the split table. An unknown model is refused here.
-    """
-    tables = {k: dict(v) if isinstance(v, dict) else v for k, v in tables.items()}
-    if "features" in tables:
-        apply_model_defaults(tables, sampling=model_defaults)
-    run_opts = dict(tables.get("run", {}))
-    kwargs: dict[str, Any] = {"split": build(SplitConfig, tables.get("split", {}), section="split")}
-    for name, model in list(STAGE_MODELS.items())[1:]:
-        if name in tables:
-            kwargs[name] = build(model, tables[name], section=name)
-    return build(RunConfig, {**run_opts, **kwargs}, section="run")
-
-
-def apply_model_defaults(tables: dict[str, dict[str, Any]], *, sampling: bool = True) -> None:
-    """Per-model defaults when the user chose none: sampling (1 fps for 2D models, model-length clips for clip
-    models) and, for image-text models, l2 normalization (their embeddings are compared by cosine)."""
-    from vidprep.stages.models import get_backend
-
-    feats = tables["features"]
-    backend = get_backend(feats.get("model", "resnet18"))
-    if backend.image_text and not any(feats.get(k) for k in ("normalize", "stats_from")):
-        feats["normalize"] = "l2"
-    if not sampling:
-        return
-    split = tables.setdefault("split", {})
-    chose_frames = any(split.get(k) for k in ("fps", "every", "num_frames", "clip_frames", "clip_seconds", "scenes"))
-    chose_size = any(split.get(k) for k in ("size", "resize", "center_crop"))
-    for key, value in backend.default_split.items():
-        if (key in ("size", "resize", "center_crop") and not chose_size) or (key not in ("size",) and not chose_frames):
-            split.setdefault(key, value)
+    return build_run(tables, model_defaults=model_defaults)

@@ -147,13 +147,14 @@ class ClipRow:
     features: np.ndarray | None = None
     quality: dict[str, float] | None = None
     phash: np.ndarray | None = None
+    extra: dict[str, np.ndarray] | None = None  # further per-clip arrays a step adds (e.g. zero-shot scores)
 
 
 @dataclass
 class VideoResult:
     """What processing one video produced, reported back to the driver (small; no pixels)."""
 
-    video_id: str
+    video_id: str | None  # None: the failure of a whole input shard (no one video)
     path: str
     frames: int = 0
     clips: int = 0

@@ -11,9 +11,15 @@ import typer
 from vidprep.cli.options import INPUT_OPTS, LOG_OPTS, RUN_OPTS
 from vidprep.cli.output import emit, exits_on_error
 from vidprep.cli.signature import with_options
-from vidprep.config import STAGES, RunConfig
+from vidprep.config import RunConfig
+from vidprep.engine.registry import stage_names
 
 _RUN_OPTS = tuple(o for o in RUN_OPTS if o.name != "config")
+
+
+def _tables_help() -> str:
+    """The pipeline file's tables as the help shows them: every registered stage, then [run]."""
+    return ", ".join(f"\\[{name}]" for name in (*stage_names(), "output", "run"))
 
 
 def to_toml(config: RunConfig) -> str:
@@ -21,7 +27,7 @@ def to_toml(config: RunConfig) -> str:
     data = config.model_dump(mode="json")
     lines = ["[run]"]
     lines += [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
-    for table in STAGES:
+    for table in (*stage_names(), "output"):
         if isinstance(data.get(table), dict):
             lines += ["", f"[{table}]"]
             lines += [f"{k} = {_value(v)}" for k, v in data[table].items() if v is not None]
@@ -39,7 +45,7 @@ def _value(v: Any) -> str:
 @with_options(INPUT_OPTS, LOG_OPTS, _RUN_OPTS)
 def run(
     pipeline: Annotated[Path, typer.Argument(
-        help="TOML file with \\[split], \\[enhance], \\[augment], \\[features], \\[run] tables.")],
+        help=f"TOML file with {_tables_help()} tables.")],
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Videos, directories, @lists or '-'.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output directory.")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the effective config and exit.")] = False,
@@ -63,7 +69,7 @@ def run(
 
     setup_logging(options["quiet"], options["verbose"])
     tables = load_toml(pipeline)
-    last = [s for s in reversed(STAGES) if s in tables]
+    last = [s for s in reversed(stage_names()) if s in tables]
     stage = last[0] if last else "split"
     if print_config:
         emit(to_toml(build_config(stage, options, tables)).rstrip("\n"))

@@ -1,4 +1,5 @@
-"""`vidprep split | enhance | augment | features`: each a whole pipeline ending at that stage.
+"""One command per registered stage (`vidprep split | enhance | augment | features`): each a whole pipeline
+ending at that stage. Commands, option groups and help come from the stage registry (:mod:`vidprep.engine.registry`).
 
 Options come from `--config FILE` (stage tables) overridden by flags; the effective config is validated before any
 video is opened. Completed shard paths stream to stdout; everything else goes to stderr.
@@ -14,16 +15,19 @@ from typing import Any
 
 import typer
 
-from vidprep.cli.options import (
-    AUGMENT_OPTS, ENHANCE_OPTS, FEATURE_OPTS, INPUT_OPTS, INPUTS, LOG_OPTS, OUTPUT, PREVIEW_OPT, RUN_OPTS, SPLIT_OPTS,
-)
+from vidprep.cli.options import INPUT_OPTS, INPUTS, LOG_OPTS, OUTPUT, PREVIEW_OPT, RUN_OPTS, typer_group
 from vidprep.cli.output import emit, emit_json, exits_on_error, setup_logging
-from vidprep.cli.signature import pick, with_options
-from vidprep.config import STAGES, RunConfig, load_toml, run_config_from
+from vidprep.cli.signature import Opt, pick, with_options
+from vidprep.config import RunConfig, load_toml, run_config_from
+from vidprep.config_tables import TABLES
+from vidprep.engine.registry import OUTPUT_OPTIONS, REGISTRY, stage_names, upto
 
-#: The stage registry's CLI side: each stage's option group (keys: config.STAGES, checked below).
-STAGE_OPTS = {"split": SPLIT_OPTS, "enhance": ENHANCE_OPTS, "augment": AUGMENT_OPTS, "features": FEATURE_OPTS}
-assert tuple(STAGE_OPTS) == STAGES, "every stage of config.STAGE_MODELS needs its CLI option group here"
+
+def stage_opts(stage: str) -> tuple[Opt, ...]:
+    """A registered stage's CLI option group."""
+    return typer_group(REGISTRY[stage].options)
+
+
 RUN_KEYS = {"videos_per_shard": "videos_per_shard", "seed": "seed", "timeout": "timeout_s", "max_pixels": "max_pixels"}
 
 
@@ -35,12 +39,17 @@ def build_config(stage: str, options: dict[str, Any], file_tables: dict[str, dic
     Image-text models default to ``--normalize l2`` either way.
     """
     tables = {k: dict(v) for k, v in (file_tables or {}).items()}
-    upto = STAGES[: STAGES.index(stage) + 1]
-    tables = {k: v for k, v in tables.items() if k in upto or k == "run"}
-    for name in upto:
-        given = pick(options, STAGE_OPTS[name])
+    used = upto(stage)
+    tables = {k: v for k, v in tables.items() if k in used or k in TABLES}
+    for name in used:
+        given = pick(options, stage_opts(name))
         if given or name == stage:
             tables.setdefault(name, {}).update(given)
+    given_output = pick(options, typer_group(OUTPUT_OPTIONS))
+    if given_output:  # a flag overrides the file's value wherever the file gives it ([output], or [split] of old)
+        for key in given_output:
+            tables.get("split", {}).pop(key, None)
+        tables.setdefault("output", {}).update(given_output)
     run_table = tables.setdefault("run", {})
     run_table.update({RUN_KEYS[k]: v for k, v in options.items() if k in RUN_KEYS and v is not None})
     return run_config_from(tables, model_defaults=not shard_inputs)
@@ -123,65 +132,17 @@ def run_stage(stage: str, inputs: list[str], output: Path, options: dict[str, An
         raise typer.Exit(EXIT_PARTIAL)
 
 
-EXAMPLES = {
-    "split": """Segment videos into frames or clips and write HDF5 shards (or jpg/png/mp4 files).
-
-Examples:
-
-  vidprep split videos/ -o frames/ --fps 2 --size 224
-
-  vidprep split videos/ -o clips/ --clip-frames 16 --stride 8 --size 112 --label-from-dir
-
-  vidprep split movie.mp4 -o scenes/ --scenes --format mp4
-""",
-    "enhance": """Color balance and contrast, flicker-free (statistics smoothed over time).
-
-Examples:
-
-  vidprep enhance videos/ -o enh/ --fps 1 --white-balance grayworld --contrast clahe
-
-  vidprep split videos/ -o frames/ --fps 2 | vidprep enhance - -o enh/ --contrast autolevels
-
-  vidprep enhance videos/ -o enh/ --contrast equalize --format mp4 --preview sheet.png
-""",
-    "augment": """Rotate/scale/crop/flip/jitter with one random draw per clip; K reproducible copies.
-
-Examples:
-
-  vidprep augment videos/ -o aug/ --clip-frames 16 --size 128 --crop 112 --hflip 0.5 --copies 4
-
-  vidprep augment frames/ -o aug/ --rotate 15 --scale 0.9:1.1 --color-jitter 0.2,0.2,0.2,0.05 --seed 7
-
-  vidprep augment videos/ -o aug/ --fps 2 --random-resized-crop --crop 224 --keep-original --preview aug.png
-""",
-    "features": """Features from image models (per frame, pooled) or video models (per clip), normalized: torchvision,
-open_clip (CLIP/SigLIP, zero-shot labels), Hugging Face (DINOv2, CLIP/SigLIP towers, VideoMAE) and timm.
-
-Examples:
-
-  vidprep features videos/ -o feats/ --model resnet50 --fps 1 --normalize pca --pca-dim 256 --quantize uint8
-
-  vidprep features videos/ -o feats/ --model r2plus1d_18 --clip-frames 16 --size 112 --weights ckpt.pt
-
-  vidprep features videos/ -o clip/ --model open_clip:ViT-B-32 --weights openai --text-labels labels.txt
-
-  vidprep features videos/ -o dino/ --model hf:facebook/dinov2-small --weights ./dinov2-small/
-
-  vidprep features --list-models
-""",
-}
-
-
 def _make(stage: str) -> Any:
-    groups = [INPUT_OPTS, LOG_OPTS, RUN_OPTS] + [STAGE_OPTS[s] for s in STAGES[: STAGES.index(stage) + 1]]
-    if stage in ("enhance", "augment"):
+    """The command of a registered stage: the shared options, then the groups of every stage up to it."""
+    groups = [INPUT_OPTS, LOG_OPTS, RUN_OPTS] + [stage_opts(s) for s in upto(stage)] + [typer_group(OUTPUT_OPTIONS)]
+    if REGISTRY[stage].preview:
         groups.append(PREVIEW_OPT)
 
     @with_options(*groups)
     def command(inputs: INPUTS, output: OUTPUT, **options: Any) -> None:
         run_stage(stage, inputs, output, options)
 
-    command.__doc__ = EXAMPLES[stage]
+    command.__doc__ = REGISTRY[stage].help
     command.__name__ = stage
     return exits_on_error(command)
 
@@ -233,8 +194,12 @@ def _features_entry() -> Any:
     return features
 
 
+#: Stage commands with an entry of their own (extra flags around the generic command).
+CUSTOM_ENTRIES = {"features": _features_entry}
+
+
 def register(app: typer.Typer) -> None:
-    """Add split, enhance, augment and features to the app."""
-    for stage in STAGES[:-1]:  # features has its own entry (--list-models)
-        app.command(stage)(_make(stage))
-    app.command("features")(_features_entry())
+    """Add one command per registered stage to the app."""
+    for stage in stage_names():
+        custom = CUSTOM_ENTRIES.get(stage)
+        app.command(stage)(custom() if custom else _make(stage))

@@ -3,7 +3,8 @@
 Shards from an earlier step carry frames that were already sampled, scaled and cut into clips, so the split
 options that shape frames and clips cannot act on them. Given for a run whose inputs are all shards, such an option
 is a usage error naming it (never silently ignored); left at its default it is simply not recorded: the run's
-``/meta/config_json`` then holds only the split options that still apply (output format, frame codec, labels), and
+``/meta/config_json`` then holds only the split options that still apply (output format, frame codec, labels: the
+output options are recorded in ``split``, see ``RunConfig.record``), and
 the frames' own sampling stays recorded in the input shards. With videos among the inputs the split options apply
 to the videos and are recorded as given; the shards' frames are taken as stored.
 """
@@ -46,7 +47,7 @@ def record_applied(config: RunConfig, listed: InputList) -> dict:
     """The JSON-able config stored in every shard and the manifest: what this run applies to these inputs."""
     from vidprep.shards.wds_options import drop_unused_wds_keys
 
-    record = config.model_dump(mode="json")
+    record = config.record()
     drop_unused_wds_keys(record)
     if shard_inputs_only(listed):
         check_shard_options(config)

@@ -4,37 +4,25 @@ Videos: :func:`decode_metrics` gives a :class:`DecodeMetrics` whose decode branc
 :class:`~vidprep.stages.quality.QualityMetrics` a small view (short side ``ANALYSIS_SHORT_SIDE``, scaled by ffmpeg)
 of EVERY decoded frame, sampled away or not; per-frame values are indexed by decoded ordinal, and a clip is
 aggregated over the decoded ordinals of its time span (:func:`ordinal_span`). Input shards have no decode: the
-worker pushes their stored frames (`start_metrics` / ``push``) and a clip is aggregated by time ([start_s, end_s)).
-`curate_rows` then attaches one value per metric and a pHash signature to each planned row and drops the rows the
---keep expression rejects.
+step measures their pushed frames and a clip is aggregated by time ([start_s, end_s)). Both shapes are one frame
+step, :class:`QualityStep`; the clip step :class:`CurateRows` (:func:`curate_rows`) then attaches one value per
+metric and a pHash signature to each planned row and drops the rows the --keep expression rejects.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
 from vidprep.config import SplitConfig
-from vidprep.types import ClipRow
+from vidprep.engine.steps import Chunk, Observer, RowStep, Video
 from vidprep.media.branches import Branch, branch_filters, stored_size
 from vidprep.stages.quality import ANALYSIS_SHORT_SIDE, QualityMetrics
-from vidprep.types import VideoInfo
-
-if TYPE_CHECKING:
-    from vidprep.stages.scene_detect import SceneDetection
+from vidprep.types import ClipRow, VideoInfo
 
 log = logging.getLogger("vidprep.engine.curation")
-
-
-def start_metrics(split: SplitConfig, video_meta: dict | None = None) -> QualityMetrics | None:
-    """A fresh metrics step for one video, or None with --no-metrics."""
-    if not split.metrics:
-        return None
-    step = QualityMetrics()
-    step.start(video_meta or {})
-    return step
 
 
 BRANCH_CHUNK = 32
@@ -114,35 +102,28 @@ def ordinal_span(row: ClipRow, ordinals: np.ndarray, decoded: int) -> tuple[int,
     return lo, max(hi, lo + 1)
 
 
-def scene_scores_of(scenes: SceneDetection | None) -> np.ndarray | None:
-    """The adaptive detector's per-decoded-frame scores of a video's SceneDetection (None without them)."""
-    scorer = None if scenes is None else scenes.scorer
-    return None if scorer is None else np.asarray(scorer.scores, np.float32)
-
-
-def curate_rows(step: QualityMetrics | DecodeMetrics | None, split: SplitConfig, rows: list[ClipRow],
+def curate_rows(per_frame: dict[str, np.ndarray], by_ordinal: bool, split: SplitConfig, rows: list[ClipRow],
                 scene_scores: np.ndarray | None, video_id: str, ordinals: np.ndarray | None = None) -> list[ClipRow]:
-    """Attach metrics + signatures to original rows (aug_index 0) and keep those that pass --keep.
+    """Attach metrics + signatures to the rows and keep those that pass --keep.
 
-    Returns the kept rows; the number dropped is logged. ``scene_scores`` (one per measured frame: per decoded
-    frame for :class:`DecodeMetrics`) adds scene_*. ``ordinals`` are the kept frames' decoded ordinals, needed
-    with :class:`DecodeMetrics` (clips are then aggregated over :func:`ordinal_span`).
+    ``per_frame`` are a metrics step's arrays (``pts_s``: per decoded frame ordinal when ``by_ordinal``, else the
+    measured frames' times). Returns the kept rows; the number dropped is logged. ``scene_scores`` (one per
+    measured frame) adds scene_*. ``ordinals`` are the kept frames' decoded ordinals, needed ``by_ordinal``
+    (clips are then aggregated over :func:`ordinal_span`).
     """
-    if step is None:
-        return rows
     from vidprep.stages.keep_expr import parse
     from vidprep.stages.phash import clip_signature
     from vidprep.stages.quality import METRICS, aggregate
 
-    per_frame = step.finish()
+    per_frame = dict(per_frame)
     pts = per_frame["pts_s"]
     if scene_scores is not None and len(scene_scores) == len(pts):
         per_frame["scene_score"] = np.asarray(scene_scores, np.float32)
     expr = parse(split.keep, METRICS) if split.keep else None
     kept = []
     for row in rows:
-        span = (row.start_s, row.end_s)
-        if isinstance(step, DecodeMetrics):
+        span: tuple[float, float] = (row.start_s, row.end_s)
+        if by_ordinal:
             span = ordinal_span(row, np.asarray(ordinals), len(pts))
         row.quality = {k: float(v) for k, v in aggregate(per_frame, pts, *span).items()}
         row.phash = clip_signature(per_frame["phash"], pts, *span)
@@ -154,10 +135,56 @@ def curate_rows(step: QualityMetrics | DecodeMetrics | None, split: SplitConfig,
     return kept
 
 
-def carry_to_copies(rows: list[ClipRow], originals: list[ClipRow]) -> None:
-    """Augmented copies of a clip share its metrics and signature (they show the same content)."""
-    by_clip = {r.clip_index: r for r in originals}
-    for row in rows:
-        source = by_clip.get(row.clip_index)
-        if row.quality is None and source is not None:
-            row.quality, row.phash = source.quality, source.phash
+class QualityStep(Observer):
+    """Per-frame quality metrics and hashes of each video (``--metrics``, on by default).
+
+    A decoded video is measured on its own decode branch (every decoded frame, :class:`DecodeMetrics`; per-frame
+    "pts" are decoded ordinals, ``by_ordinal`` = 1 in the arrays); frames read from a shard, and ``--num-frames``
+    decodes (seek plans rule a branch out), are measured as they are pushed (after enhancement, as stored).
+    """
+
+    name = "quality"
+    stage = "split"
+
+    def __init__(self, split: SplitConfig) -> None:
+        self.split = split
+        self._decode: DecodeMetrics | None = None
+        self._pushed: QualityMetrics | None = None
+
+    def start(self, video: Video) -> None:
+        self._decode = decode_metrics(self.split, video.info) if video.info is not None else None
+        self._pushed = None
+        if self._decode is None:
+            self._pushed = QualityMetrics()
+            self._pushed.start({})
+
+    def branches(self) -> Sequence[Branch]:
+        return [self._decode.branch] if self._decode is not None else ()
+
+    def push(self, chunk: Chunk) -> Chunk:
+        if self._pushed is not None:
+            self._pushed.push(chunk[0], chunk[1])
+        return chunk
+
+    def finish(self) -> dict[str, np.ndarray]:
+        by_ordinal = self._decode is not None
+        source = self._decode if self._decode is not None else self._pushed
+        self._decode = self._pushed = None
+        assert source is not None, "finish before start"
+        return {**source.finish(), "by_ordinal": np.asarray(by_ordinal)}
+
+
+class CurateRows(RowStep):
+    """Per-clip metrics and pHash signature from the quality step's arrays, then the --keep filter."""
+
+    name = "curate"
+    stage = "split"
+
+    def __init__(self, split: SplitConfig) -> None:
+        self.split = split
+
+    def apply(self, video: Video, rows: list[ClipRow]) -> list[ClipRow]:
+        per_frame = dict(video.arrays["quality"])
+        by_ordinal = bool(per_frame.pop("by_ordinal"))
+        scene_scores = video.arrays.get("scenes", {}).get("scene_score")
+        return curate_rows(per_frame, by_ordinal, self.split, rows, scene_scores, video.video_id, video.idx)

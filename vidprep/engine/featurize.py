@@ -1,20 +1,29 @@
-"""Glue between clip rows and a feature model: batching frames or clips, pooling per-frame features into clips.
+"""The features stage's steps: a feature model over frames or clips, pooling per-frame features into clips.
 
-2D models see every stored frame once (overlapping clips reuse the per-frame features); 3D models see each clip.
-Feature statistics for normalization are accumulated here as rows are produced.
+2D models see every stored frame once, as a frame step (:class:`FrameFeatureStep`; overlapping clips reuse the
+per-frame features, pooled by the clip step :class:`ClipFeatures`); 3D models see each clip (:class:`ClipFeatures`
+re-reads its frames). Augmented copies exist only while they are made, so their features are computed then
+(``ClipFeatures.on_run``). Zero-shot scores (:class:`ZeroShotStep`) follow the features as stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidprep.config import RunConfig
+from vidprep.engine.steps import Chunk, Observer, RowStep, Video
 from vidprep.stages.features import pool_frames
 from vidprep.types import ClipRow
 from vidprep.types import pad_tail as pad_rows
+
+if TYPE_CHECKING:
+    from vidprep.engine.sinks import Sink
+    from vidprep.stages.features import FeatureExtractor
+    from vidprep.stages.zero_shot import ZeroShot
 
 
 @dataclass
@@ -72,9 +81,10 @@ def fit_length(frames: np.ndarray, length: int) -> np.ndarray:
     return frames[idx]
 
 
-def row_kwargs(row: ClipRow) -> dict:
-    """Keyword arguments of ShardWriter.add_clip for a row."""
-    return {
+def row_kwargs(row: ClipRow) -> dict[str, Any]:
+    """Keyword arguments of ShardWriter.add_clip for a row (``extra`` only when a step added per-clip arrays)."""
+    extra = {"extra": row.extra} if row.extra is not None else {}
+    return {**extra,
         "frame_start": row.frame_start,
         "frame_stop": row.frame_stop,
         "start_s": row.start_s,
@@ -96,3 +106,90 @@ def stored_feature_dtype(cfg: RunConfig) -> np.dtype:
     if feats is None or feats.normalize != "none" or feats.stats_from:
         return np.dtype(np.float32)
     return np.dtype(feats.dtype)
+
+
+class FrameFeatureStep(Observer):
+    """Per-frame features of a 2D model, batched while the frames stream in (``video.arrays["features"]``)."""
+
+    name = "features"
+    stage = "features"
+
+    def __init__(self, extractor: FeatureExtractor) -> None:
+        self.extractor = extractor
+        self._acc: FrameFeatures | None = None
+
+    def start(self, video: Video) -> None:
+        self._acc = FrameFeatures(self.extractor.extract_frames, self.extractor.batch_size)
+
+    def push(self, chunk: Chunk) -> Chunk:
+        assert self._acc is not None, "push before start"
+        self._acc.add(chunk[0])
+        return chunk
+
+    def finish(self) -> dict[str, np.ndarray]:
+        acc, self._acc = self._acc, None
+        assert acc is not None, "finish before start"
+        return {"per_frame": acc.result()}
+
+
+class ClipFeatures(RowStep):
+    """Features of every row that has none yet (2D: pooled per-frame features; 3D: the clip through the model),
+    then every row's features in their stored dtype."""
+
+    name = "clip_features"
+    stage = "features"
+
+    def __init__(self, extractor: FeatureExtractor, config: RunConfig) -> None:
+        assert config.features is not None, "a features step needs a features config"
+        self.extractor = extractor
+        self.pool = config.features.pool
+        self.dtype = stored_feature_dtype(config)
+        self.rereads = extractor.spec.kind != "2d"
+        self.clip_len = extractor.spec.clip_len or 0  # set for every clip model (3D); unused for 2D ones
+
+    def apply(self, video: Video, rows: list[ClipRow]) -> list[ClipRow]:
+        ex = self.extractor
+        todo = [r for r in rows if r.features is None]
+        if ex.spec.kind == "2d":
+            if todo:
+                clip_features_2d(video.arrays["features"]["per_frame"], todo, 0, self.pool)
+        else:
+            clip_features_3d(ex.extract_clips, todo, video.read, ex.batch_size, self.clip_len)
+        for row in rows:
+            if row.features is not None:
+                row.features = row.features.astype(self.dtype)
+        return rows
+
+    def on_run(self, row: ClipRow, frames: np.ndarray) -> None:
+        """Features of a new frame run (an augmented copy) while its frames are in memory."""
+        ex = self.extractor
+        if ex.spec.kind == "2d":
+            row.features = pool_frames(ex.extract_frames(pad_rows(frames, row.padded)), self.pool)
+        else:
+            row.features = ex.extract_clips(fit_length(pad_rows(frames, row.padded), self.clip_len)[None])[0]
+
+    def describe(self) -> dict[str, Any]:
+        return {"features_model": self.extractor.describe()}
+
+
+class ZeroShotStep(RowStep):
+    """Per-clip similarity to each ``--text-labels`` prompt (``/clips/text_scores``); prompts stored per unit."""
+
+    name = "zero_shot"
+    stage = "features"
+
+    def __init__(self, zero_shot: ZeroShot) -> None:
+        self.zero_shot = zero_shot
+
+    def begin_unit(self, sink: Sink) -> None:
+        writer = sink.writer  # type: ignore[attr-defined]  # zero-shot runs are feature runs: the h5 sink
+        for name, value in self.zero_shot.meta().items():
+            (writer.set_meta if isinstance(value, str) else writer.set_meta_array)(name, value)
+
+    def apply(self, video: Video, rows: list[ClipRow]) -> list[ClipRow]:
+        from vidprep.stages.zero_shot import CLIP_SCORES
+
+        for row in rows:
+            assert row.features is not None, "zero-shot scores need the clip's features"
+            row.extra = {**(row.extra or {}), CLIP_SCORES: self.zero_shot.scores(row.features)}
+        return rows

@@ -11,8 +11,9 @@ import atexit
 import shutil
 import subprocess
 
-#: The commands that decode videos (and so ask ffmpeg about itself first).
-DECODING_COMMANDS = frozenset({"split", "enhance", "augment", "features", "run", "probe"})
+#: The commands that never decode videos; every other command (probe, run and each registered stage) asks ffmpeg
+#: about itself first. Listed this way so a new stage needs no entry here (this module imports no vidprep code).
+NON_DECODING_COMMANDS = frozenset({"shards", "filter", "dedup", "env", "-h", "--help", "--version"})
 PIXEL_FORMATS = ("ffprobe", "-v", "error", "-show_pixel_formats", "-of", "json")
 FILTERS = ("ffmpeg", "-hide_banner", "-filters")
 VERSIONS = (("ffmpeg", "-version"), ("ffprobe", "-version"))
@@ -22,7 +23,7 @@ _started: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
 
 def start_for(argv: list[str]) -> None:
     """Start the queries when ``argv`` (the CLI arguments) names a decoding command; otherwise do nothing."""
-    if not argv or argv[0] not in DECODING_COMMANDS:
+    if not argv or argv[0] in NON_DECODING_COMMANDS or argv[0].startswith("-"):
         return
     for name, *args in (*VERSIONS, PIXEL_FORMATS, FILTERS):
         exe = shutil.which(name)

@@ -102,7 +102,7 @@ def locked(out_dir: str | Path) -> Iterator[None]:
 
 
 def record_shard(out_dir: str | Path, summary: Any, *, config: dict | None = None,
-                 inputs: list[str] | None = None) -> dict[str, Any]:
+                 inputs: list[str | None] | None = None) -> dict[str, Any]:
     """Add or replace one shard entry (a ShardSummary or its dict) and refresh failed_inputs; returns the manifest.
 
     ``inputs``: every video id of the shard's work unit, failed ones included (kept as ``input_ids``, so a resume

@@ -14,12 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 
-def check_wds_options(split: Any, features: Any) -> None:
-    """Raise ValueError naming the option that does not combine with the output format (see the module doc)."""
-    given = split.model_fields_set
-    if split.format != "wds":
+def check_wds_options(output: Any, features: Any) -> None:
+    """Raise ValueError naming the option that does not combine with the output format (see the module doc);
+    ``output`` is the run's OutputConfig."""
+    given = output.model_fields_set
+    if output.format != "wds":
         if "wds_media" in given:
-            raise ValueError(f"--wds-media applies to --format wds only (this run writes --format {split.format})")
+            raise ValueError(f"--wds-media applies to --format wds only (this run writes --format {output.format})")
         return
     if "frame_codec" in given:
         raise ValueError("--frame-codec applies to HDF5 shards; wds samples hold frames as --wds-media jpg|mp4")

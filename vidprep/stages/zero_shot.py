@@ -75,17 +75,11 @@ class ZeroShot:
         s = f @ self.embeddings.T
         return (s.mean(axis=0) if s.ndim == 2 else s).astype(np.float32)
 
-    def attach(self, sink: Any) -> None:
-        """Store the prompts and embeddings in the sink's shard, and add ``text_scores`` to every clip it takes."""
-        sink.writer.set_meta(META_LABELS, json.dumps(
-            {"labels": self.labels, "prompts": self.prompts, "template": self.template}, ensure_ascii=False))
-        sink.writer.set_meta_array(META_EMBEDDINGS, self.embeddings)
-        add_clip = sink.add_clip
-
-        def add_with_scores(v: int, **row: Any) -> None:
-            add_clip(v, **row, extra={CLIP_SCORES: self.scores(row["features"])})
-
-        sink.add_clip = add_with_scores
+    def meta(self) -> dict[str, str | np.ndarray]:
+        """What every shard stores once: the prompts (``/meta/text_labels_json``) and their embeddings."""
+        return {META_LABELS: json.dumps({"labels": self.labels, "prompts": self.prompts, "template": self.template},
+                                        ensure_ascii=False),
+                META_EMBEDDINGS: self.embeddings}
 
 
 def zero_shot_for(extractor: Any, feats: FeaturesConfig | None) -> ZeroShot | None:

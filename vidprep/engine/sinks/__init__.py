@@ -82,10 +82,11 @@ class OutputKind(Protocol):
 
 
 def output_format(config: RunConfig) -> str:
-    """The run's output format, decided here only: feature runs write feature shards (h5, or wds tars)."""
+    """The run's output format (``OutputConfig.format``), decided here only: feature runs write feature shards (h5,
+    or wds tars)."""
     if config.features is not None:
-        return "wds" if config.split.format == "wds" else "h5"
-    return config.split.format
+        return "wds" if config.output.format == "wds" else "h5"
+    return config.output.format
 
 
 #: Output format -> (module under vidprep.engine.sinks, class); the class is built with the format name.

@@ -86,8 +86,8 @@ class FileSink:
     def __init__(self, spec: SinkSpec, part_path: Path, class_names: list[str] | None = None) -> None:
         self.out_dir = Path(spec.out_dir)
         self.class_names = list(class_names or [])
-        self.fmt = spec.config.split.format
-        self.quality = spec.config.split.jpeg_quality
+        self.fmt = spec.config.output.format
+        self.quality = spec.config.output.jpeg_quality
         self.part_path = part_path
         self.videos: list[dict] = []
         self.stores: dict[int, ScratchFrames] = {}

@@ -81,15 +81,15 @@ class ShardSink:
     def __init__(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> None:
         from vidprep.shards.writer import ShardWriter
 
-        split = spec.config.split
+        output = spec.config.output
         self.keeps_frames = spec.kind == "frames"
         self.writer = ShardWriter(
             path,
             kind=spec.kind,
             config={**spec.config_record, **stages},
             class_names=class_names or None,
-            frame_codec=split.frame_codec,
-            jpeg_quality=split.jpeg_quality,
+            frame_codec=output.frame_codec,
+            jpeg_quality=output.jpeg_quality,
             store_frames=self.keeps_frames,
         )
         self.add_video = self.writer.add_video

@@ -111,9 +111,9 @@ class WdsSink:
     def __init__(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> None:
         from vidprep.shards.wds_tar import TarShardWriter
 
-        split = spec.config.split
+        output = spec.config.output
         self.keeps_frames = spec.kind == "frames"
-        self.media, self.quality = split.wds_media, split.jpeg_quality
+        self.media, self.quality = output.wds_media, output.jpeg_quality
         self.out_dir = Path(spec.out_dir)
         self.class_names = list(class_names)
         self.config = {**spec.config_record, **stages}
