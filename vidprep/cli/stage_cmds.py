@@ -149,16 +149,16 @@ def _make(stage: str) -> Any:
 
 def list_models() -> None:
     """Print the model families (what each needs, whether installed), then the torchvision registry."""
-    from vidprep.stages.features import list_models as registry
-    from vidprep.stages.models import families
+    from vidprep.engine.registry import model_catalogue
 
+    families, torchvision_models = model_catalogue()
     emit("family\tinstalled\tneeds\t--weights\texamples")
-    for fam in families():
+    for fam in families:
         emit("\t".join([fam["family"], "yes" if fam["installed"] else "no", fam["needs"], fam["weights"],
                         fam["examples"]]))
     emit("")
     emit("torchvision model\tkind\tdim\tinput")
-    for row in registry():
+    for row in torchvision_models:
         emit("\t".join(str(row[k]) for k in ("name", "kind", "dim", "input")))
 
 

@@ -135,3 +135,12 @@ def build_steps(config: RunConfig, env: BuildEnv = BuildEnv()) -> Steps:
         if name == "split" or getattr(config, name, None) is not None:
             steps.extend(entry.build(config, env))
     return steps.ordered()
+
+
+def model_catalogue() -> tuple[list[dict], list[dict]]:
+    """What the features stage offers, for ``vidprep features --list-models``: the model families (what each
+    needs, whether it is installed) and the rows of the torchvision registry (name, kind, dim, input)."""
+    from vidprep.stages.features import list_models
+    from vidprep.stages.models import families
+
+    return families(), list_models()
