@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidprep.media.branches import Branch, branch_filters, stored_size
+from vidprep.media.branches import Branch, branch_filters, gather_rows, stored_size
 from vidprep.types import VideoInfo
 
 if TYPE_CHECKING:  # typing only: the config module is not imported at run time by this stage
     from vidprep.config import SplitConfig
+    from vidprep.stages.scenes import SceneScorer
     from vidprep.stages.transnet import TransNetModel, TransNetRunner
 
 log = logging.getLogger("vidprep.stages.scene_detect")
@@ -57,9 +58,7 @@ class SceneDetection:
         """The decode branches the detectors read: full-size BGR for the scorer, 48x27 RGB for TransNetV2."""
         out: list[Branch] = []
         if self.scorer is not None:
-            w, h = stored_size(self.info)
-            out.append(Branch("scene_score", branch_filters(self.info, w, h, "bgr24"), (h, w, 3), self.scorer.push_bgr,
-                              self.scorer.reset))
+            out.append(self._score_branch(self.scorer))
         if self.transnet is not None:
             from vidprep.stages.transnet import INPUT_HEIGHT, INPUT_WIDTH, TransNetRunner
 
@@ -67,6 +66,22 @@ class SceneDetection:
             out.append(Branch("scene_prob", branch_filters(self.info, INPUT_WIDTH, INPUT_HEIGHT, "rgb24"),
                               (INPUT_HEIGHT, INPUT_WIDTH, 3), runner.push, runner.reset))
         return out
+
+    def _score_branch(self, scorer: SceneScorer) -> Branch:
+        """Full-size BGR (ffmpeg's conversion, as PySceneDetect's OpenCV capture), of which only the rows the
+        scorer's resize reads cross the pipe: at 720p one row in five. Moving whole frames through the pipe was
+        the larger part of the branch's cost; the rest is the full-frame BGR conversion itself, which exact
+        parity needs (converting gathered yuv420p row pairs instead is exact too but measured no cheaper)."""
+        from vidprep.stages.scenes import RowScatter, scorer_rows
+
+        w, h = stored_size(self.info)
+        filters = branch_filters(self.info, w, h, "bgr24")
+        rows = scorer_rows(w, h)
+        if len(rows) == h:
+            return Branch("scene_score", filters, (h, w, 3), scorer.push_bgr, scorer.reset)
+        scatter = RowScatter(scorer, rows, w, h)
+        return Branch("scene_score", [*filters, *gather_rows(rows, w, "vpsr")], (len(rows), w, 3),
+                      scatter.push_rows, scorer.reset)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Per-decoded-frame arrays to store: ``scene_score`` and/or ``scene_prob`` (float32)."""
