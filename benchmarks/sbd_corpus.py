@@ -89,6 +89,18 @@ SOURCES = {
 not cut), each with temporal noise. ``real:<first>`` shots come from :data:`REAL_SEGMENTS`."""
 
 
+def _verify_real_segments() -> None:
+    """Before building: the real segments must be cut-free by the oracle (skipped, with a note, without it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("scenedetect") is None:
+        print("note: PySceneDetect not installed; the real segments are not re-verified")
+        return
+    problems = check_real_segments()
+    if problems:
+        raise SystemExit("real segments are not cut-free: " + "; ".join(problems))
+
+
 def _source(name: str, frames: int) -> str:
     if not name.startswith("real:"):
         return SOURCES[name]
@@ -207,6 +219,8 @@ def build(folder: Path) -> dict[str, tuple[Path, Truth]]:
     """Make (once) every corpus video under ``folder``; returns name -> (path, truth)."""
     folder = folder / VERSION
     folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "truth.json").exists():
+        _verify_real_segments()
     out: dict[str, tuple[Path, Truth]] = {}
     for name, items in _plan().items():
         graph, truth = _graph(items)
