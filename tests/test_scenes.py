@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidprep.stages.scenes import RATIO_CAP, SceneScorer, adaptive_ratio, cuts_to_rows, find_cuts, scorer_size
+from vidprep.stages.scenes import (
+    RATIO_CAP,
+    RowScatter,
+    SceneScorer,
+    adaptive_ratio,
+    cuts_to_rows,
+    find_cuts,
+    scorer_rows,
+    scorer_size,
+)
 
 H, W = 75, 133  # odd, non-square: a swapped H/W fails loudly
 FPS = 25.0
@@ -102,6 +111,34 @@ def test_scorer_size_is_pyscenedetects_downscale_rule() -> None:
     assert scorer_size(1920, 1080) == (256, 144)
     assert scorer_size(1000, 562) == (256, 144)  # 562 / 3.90625 = 143.87
     assert scorer_size(720, 1280) == (144, 256)  # portrait: the larger side decides
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (640, 360), (854, 480), (3840, 2160), (720, 1280),
+                                  (1440, 1080), (512, 288), (300, 200)])
+def test_the_rows_the_scorer_reads_give_the_whole_frames_scores(size: tuple[int, int]) -> None:
+    """Only scorer_rows() cross the decode pipe: whatever the other rows hold, cv2's resize and the scores are
+    bit-identical to scoring whole frames (random pixels everywhere, other random pixels in the unsent rows)."""
+    import cv2
+
+    w, h = size
+    rows = scorer_rows(w, h)
+    assert rows == sorted(set(rows)) and 0 <= rows[0] and rows[-1] < h
+    if (w, h) == (1280, 720):
+        assert rows == list(range(2, 720, 5))  # factor 5: one row in five, no neighbour weighted
+    rng = np.random.default_rng(w * h)
+    whole, sparse = SceneScorer(), SceneScorer()
+    scatter = RowScatter(sparse, rows, w, h)
+    for _ in range(3):
+        frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        garbage = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        garbage[rows] = frame[rows]
+        size2 = scorer_size(w, h)
+        np.testing.assert_array_equal(cv2.resize(garbage, size2, interpolation=cv2.INTER_LINEAR),
+                                      cv2.resize(frame, size2, interpolation=cv2.INTER_LINEAR))
+        whole.push_bgr(frame)
+        scatter.push_rows(frame[rows])
+    np.testing.assert_array_equal(whole.scores, sparse.scores)
+    np.testing.assert_array_equal(whole.flash_mask(), sparse.flash_mask())
 
 
 def test_scorer_rejects_non_rgb_frames() -> None:

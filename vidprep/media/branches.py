@@ -17,6 +17,7 @@ up with the sampled rows through their ``index``. HDR tone mapping and SAR corre
 A consumer must never block (it runs on the pipe's reader thread; ffmpeg waits while it works), and the array
 it is given is reused for the next frame (no allocation per frame): a consumer that keeps a frame copies it.
 Decodes with branches are always sequential (a seek plan skips frames the branch must see).
+A branch may end with :func:`gather_rows` (the scene scorer: only the rows its resize reads cross the pipe).
 """
 
 from __future__ import annotations
@@ -62,6 +63,27 @@ def branch_filters(info: VideoInfo, width: int, height: int, pix_fmt: str, flags
     """Rotation, then one ``scale`` to an explicit size and pixel format (a fixed frame size on the pipe even if
     the stream changes resolution mid-way)."""
     return [*ROTATE_FILTERS[info.rotation], f"scale=w={width}:h={height}:flags={flags}", f"format={pix_fmt}"]
+
+
+def gather_rows(rows: Sequence[int], width: int, tag: str) -> list[str]:
+    """Filters that keep only ``rows`` (increasing) of a packed frame ``width`` wide, stacked top to bottom.
+
+    lavfi has no row-gather filter: the frame is ``split`` into one ``crop`` per run of consecutive rows (crop
+    only moves data pointers) and the pieces are ``vstack``ed, so the pipe carries those rows and nothing else
+    (exact copies, after the pixel-format conversion). ``tag`` keeps the pads' labels unique in the graph."""
+    runs: list[list[int]] = []
+    for r in rows:
+        if runs and r == runs[-1][1]:
+            runs[-1][1] = r + 1
+        else:
+            runs.append([r, r + 1])
+    crops = [f"crop=w={width}:h={b - a}:x=0:y={a}:exact=1" for a, b in runs]
+    if len(crops) == 1:
+        return crops
+    outs = "".join(f"[{tag}s{i}]" for i in range(len(crops)))
+    pieces = ";".join(f"[{tag}s{i}]{crop}[{tag}c{i}]" for i, crop in enumerate(crops))
+    stacked = "".join(f"[{tag}c{i}]" for i in range(len(crops)))
+    return [f"split={len(crops)}{outs};{pieces};{stacked}vstack=inputs={len(crops)}"]
 
 
 class BranchPipes:

@@ -23,11 +23,17 @@ Detectors (``--scene-detector``):
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidprep.media.branches import Branch, branch_filters, stored_size
+from vidprep.media.branches import Branch, branch_filters, gather_rows, stored_size
 from vidprep.types import VideoInfo
+
+if TYPE_CHECKING:  # typing only: the config module is not imported at run time by this stage
+    from vidprep.config import SplitConfig
+    from vidprep.stages.scenes import SceneScorer
+    from vidprep.stages.transnet import TransNetModel, TransNetRunner
 
 log = logging.getLogger("vidprep.stages.scene_detect")
 
@@ -39,29 +45,43 @@ MERGE_FRAMES = 2
 class SceneDetection:
     """The scene detectors of one video (see the module docstring)."""
 
-    def __init__(self, split: object, info: VideoInfo, transnet: object | None = None) -> None:
+    def __init__(self, split: SplitConfig, info: VideoInfo, transnet: TransNetModel | None = None) -> None:
         from vidprep.stages.scenes import SceneScorer
 
         self.split, self.info = split, info
-        detector = getattr(split, "scene_detector", "adaptive")
+        detector = split.scene_detector
         self.scorer = SceneScorer() if detector in ("adaptive", "hybrid") else None
         self.transnet = transnet if detector in ("transnetv2", "hybrid") else None
-        self._runner = None
+        self._runner: TransNetRunner | None = None
 
     def branches(self) -> list[Branch]:
         """The decode branches the detectors read: full-size BGR for the scorer, 48x27 RGB for TransNetV2."""
         out: list[Branch] = []
         if self.scorer is not None:
-            w, h = stored_size(self.info)
-            out.append(Branch("scene_score", branch_filters(self.info, w, h, "bgr24"), (h, w, 3), self.scorer.push_bgr,
-                              self.scorer.reset))
+            out.append(self._score_branch(self.scorer))
         if self.transnet is not None:
             from vidprep.stages.transnet import INPUT_HEIGHT, INPUT_WIDTH, TransNetRunner
 
-            self._runner = TransNetRunner(self.transnet)
+            runner = self._runner = TransNetRunner(self.transnet)
             out.append(Branch("scene_prob", branch_filters(self.info, INPUT_WIDTH, INPUT_HEIGHT, "rgb24"),
-                              (INPUT_HEIGHT, INPUT_WIDTH, 3), self._runner.push, self._runner.reset))
+                              (INPUT_HEIGHT, INPUT_WIDTH, 3), runner.push, runner.reset))
         return out
+
+    def _score_branch(self, scorer: SceneScorer) -> Branch:
+        """Full-size BGR (ffmpeg's conversion, as PySceneDetect's OpenCV capture), of which only the rows the
+        scorer's resize reads cross the pipe: at 720p one row in five. Moving whole frames through the pipe was
+        the larger part of the branch's cost; the rest is the full-frame BGR conversion itself, which exact
+        parity needs (converting gathered yuv420p row pairs instead is exact too but measured no cheaper)."""
+        from vidprep.stages.scenes import RowScatter, scorer_rows
+
+        w, h = stored_size(self.info)
+        filters = branch_filters(self.info, w, h, "bgr24")
+        rows = scorer_rows(w, h)
+        if len(rows) == h:
+            return Branch("scene_score", filters, (h, w, 3), scorer.push_bgr, scorer.reset)
+        scatter = RowScatter(scorer, rows, w, h)
+        return Branch("scene_score", [*filters, *gather_rows(rows, w, "vpsr")], (len(rows), w, 3),
+                      scatter.push_rows, scorer.reset)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Per-decoded-frame arrays to store: ``scene_score`` and/or ``scene_prob`` (float32)."""
@@ -74,6 +94,8 @@ class SceneDetection:
         return out
 
     def _probabilities(self) -> np.ndarray:
+        if self._runner is None:
+            raise RuntimeError("TransNetV2 probabilities asked before branches() set its runner up")
         return self._runner.finish()
 
     def frame_cuts(self) -> list[int]:
@@ -91,7 +113,7 @@ class SceneDetection:
             return hard
         from vidprep.stages.transnet import transitions, transitions_to_cuts
 
-        threshold = getattr(split, "scene_prob_threshold", 0.5)
+        threshold = split.scene_prob_threshold
         if self.scorer is None:
             return transitions_to_cuts(self._probabilities(), threshold)
         return merge_cuts(hard, transitions(self._probabilities(), threshold), len(self.scorer))
@@ -112,13 +134,13 @@ def merge_cuts(hard: list[int], runs: list[tuple[int, int]], frames: int) -> lis
     return sorted(set(hard) | {c for c in extra if c < frames})
 
 
-def check_scene_options(split: object) -> None:
+def check_scene_options(split: SplitConfig) -> None:
     """Usage errors (exit 2, before decoding) for scene options that cannot take effect, and a missing extra."""
     from vidprep.errors import UsageError
 
-    given = getattr(split, "model_fields_set", set())
-    detector = getattr(split, "scene_detector", "adaptive")
-    if not getattr(split, "scenes", False):
+    given: set[str] = set(split.model_fields_set)
+    detector = split.scene_detector
+    if not split.scenes:
         for key in ("scene_detector", "scene_prob_threshold"):
             if key in given:
                 raise UsageError(f"--{key.replace('_', '-')} needs --scenes")
@@ -131,12 +153,12 @@ def check_scene_options(split: object) -> None:
         require_weights()
 
 
-def scene_detection(split: object, info: VideoInfo) -> SceneDetection | None:
+def scene_detection(split: SplitConfig, info: VideoInfo) -> SceneDetection | None:
     """The video's SceneDetection when ``--scenes`` is on, else None."""
-    if not getattr(split, "scenes", False):
+    if not split.scenes:
         return None
     transnet = None
-    if getattr(split, "scene_detector", "adaptive") in ("transnetv2", "hybrid"):
+    if split.scene_detector in ("transnetv2", "hybrid"):
         from vidprep.stages.transnet import shared_model
 
         transnet = shared_model()

@@ -4,7 +4,8 @@ adaptive (rolling-ratio) cut rule, both reproducing ``scenedetect detect-adaptiv
 Two steps, so cuts can be re-thresholded without decoding again (DESIGN §3):
 
 1. :class:`SceneScorer` sees every decoded frame once, in order, at the source resolution (a low-resolution
-   branch of the same ffmpeg decode, before sampling and enhancement: :mod:`vidprep.media.scenebranch`), and
+   branch of the same ffmpeg decode, before sampling and enhancement: :mod:`vidprep.media.branches`, only the rows
+   the resize reads: :func:`scorer_rows`), and
    keeps one float per frame: the content score against the previous frame. Memory holds one small HSV frame
    plus 4 bytes per frame, whatever the video length.
 2. :func:`find_cuts` is a pure function of the stored scores: the decoded-frame ordinals where a new scene
@@ -66,6 +67,47 @@ def scorer_size(width: int, height: int) -> tuple[int, int]:
     if factor <= 1.0:
         return width, height
     return max(1, round(width / factor)), max(1, round(height / factor))
+
+
+def scorer_rows(width: int, height: int) -> list[int]:
+    """The source rows the scorer's resize reads with a non-zero weight (all rows when it does not resize).
+
+    ``cv2.resize(INTER_LINEAR)`` makes output row ``y`` from source rows ``floor(fy)`` and ``floor(fy) + 1`` with
+    ``fy = (y + 0.5) * H / h - 0.5`` computed in float32 (clamped at the edges), weighting the second by the
+    fraction of ``fy`` -- 0 when ``fy`` is a whole number (e.g. every row of a 720p frame: factor 5). The other
+    rows never reach the score, so the decode branch sends only these (:class:`RowScatter`); the result is
+    bit-identical to resizing the whole frame (tested with random data in the other rows).
+    """
+    w, h = scorer_size(width, height)
+    if (w, h) == (width, height):
+        return list(range(height))
+    scale = 1.0 / (h / float(height))  # cv2 keeps the inverse scale and inverts it
+    rows: set[int] = set()
+    for y in range(h):
+        fy = np.float32((y + 0.5) * scale - 0.5)
+        sy = math.floor(fy)
+        frac = float(fy) - sy
+        if sy < 0:
+            sy, frac = 0, 0.0
+        if sy >= height - 1:
+            sy, frac = height - 1, 0.0
+        rows.add(sy)
+        if frac > 0.0:
+            rows.add(sy + 1)
+    return sorted(rows)
+
+
+class RowScatter:
+    """A decode-branch consumer that receives only :func:`scorer_rows` of each frame (stacked) and hands the
+    scorer a full-size frame with those rows in place (the others stay zero: they get weight 0)."""
+
+    def __init__(self, scorer: SceneScorer, rows: Sequence[int], width: int, height: int) -> None:
+        self.scorer, self.rows = scorer, np.asarray(rows, dtype=np.intp)
+        self.frame = np.zeros((height, width, 3), np.uint8)
+
+    def push_rows(self, part: np.ndarray) -> None:
+        self.frame[self.rows] = part
+        self.scorer.push_bgr(self.frame)
 
 
 class SceneScorer:

@@ -24,10 +24,14 @@ import importlib.util
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vidprep.errors import DependencyError
+
+if TYPE_CHECKING:  # torch is imported lazily, only when the detector runs
+    from torch import nn
 
 log = logging.getLogger("vidprep.stages.transnet")
 
@@ -54,7 +58,7 @@ def require_weights() -> None:
     weights_path()
 
 
-def _build_module() -> object:
+def _build_module() -> nn.Module:
     """The TransNetV2 network (classes defined here so torch is imported only when the detector is used)."""
     import torch
     from torch import nn
