@@ -16,10 +16,12 @@ Rows:
   its kernels primed, as in any long run) and as the real CLI (cold start included);
 - naive baseline: OpenCV decodes every frame of b480, torchvision preprocessing per frame, one frame at a time
   through resnet18 in fp32 (best of two runs); compared with warm `vidprep features --every 1` on the same file;
-- one model per family (``--families``): resnet18, open_clip:ViT-B-32, hf:facebook/dinov2-small, timm:resnet50 and the
-  clip model hf:MCG-NJU/videomae-base, each at its default sampling on b480: end-to-end items/s (in-process, warm)
-  ÷ a bare batched loop of the same headless module on the same pre-decoded frames, already preprocessed to the
-  model's size (the irreducible model cost), and the CLI's peak RSS;
+- one model per family (``--families [--models A,B] [--repeats N]``): resnet18, open_clip:ViT-B-32,
+  hf:facebook/dinov2-small, timm:resnet50 and the clip model hf:MCG-NJU/videomae-base, each at its default sampling
+  on 480p 25 fps (40 s for image models, 10 s for VideoMAE): end-to-end items/s (in-process, warm) ÷ a bare batched
+  loop of the same headless module on the same pre-decoded frames, already preprocessed to the model's size (the
+  irreducible model cost; same threads and precision), also ÷ the decode+model limit, median of N repeats, and
+  the CLI's peak RSS;
 - peak RSS of the CLI: r2plus1d_18 on c1080, and resnet18 on a 30 s vs a 120 s input (a 10 s input at 2 fps
   never fills one 32-frame batch, so its peak is lower for that reason alone).
 Writes benchmarks/results/features.json. Weights are random (`none`): the cost is the same as pretrained.
