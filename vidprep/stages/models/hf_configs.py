@@ -6,6 +6,10 @@ local weights file the model is built from these alone; with ``--weights DEFAULT
 loaded into the same architecture. A model directory (``hf:/path``) brings its own config.json instead.
 
 ``resample`` uses PIL's numbers (2 bilinear, 3 bicubic), as HF preprocessor configs do.
+
+Checked offline against independent truth in tests/test_model_configs.py (parameter counts published for each
+checkpoint; the same architecture built by timm / open_clip; their pretrained preprocessing configs; DINOv2's own
+eval transform). Weight-level equality needs the real checkpoints (README, "Verified architectures").
 """
 
 from __future__ import annotations
@@ -38,12 +42,13 @@ def _clip_vision(patch: int) -> dict[str, Any]:
     }
 
 
-def _siglip_vision() -> dict[str, Any]:
+def _siglip_vision(resample: int) -> dict[str, Any]:
     return {
         "config": {"model_type": "siglip_vision_model", "hidden_size": 768, "intermediate_size": 3072,
                    "num_hidden_layers": 12, "num_attention_heads": 12, "image_size": 224, "patch_size": 16,
                    "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6},
-        "preprocessor": {"size": {"height": 224, "width": 224}, "resample": 3, "do_center_crop": False, **HALF},
+        "preprocessor": {"size": {"height": 224, "width": 224}, "resample": resample, "do_center_crop": False,
+                         **HALF},
     }
 
 
@@ -54,9 +59,11 @@ SHIPPED: dict[str, dict[str, Any]] = {
     "facebook/dinov2-large": _dinov2(1024, 24, 16),
     "openai/clip-vit-base-patch32": _clip_vision(32),
     "openai/clip-vit-base-patch16": _clip_vision(16),
-    "google/siglip-base-patch16-224": _siglip_vision(),
-    # SigLIP 2 fixed-resolution checkpoints keep SigLIP's vision architecture (the NaFlex ones are not supported).
-    "google/siglip2-base-patch16-224": _siglip_vision(),
+    "google/siglip-base-patch16-224": _siglip_vision(3),
+    # SigLIP 2 fixed-resolution checkpoints keep SigLIP's vision architecture (the NaFlex ones are not supported),
+    # but their preprocessor_config.json says resample 2 (bilinear), unlike SigLIP's 3 (as pinned by public projects
+    # that validate that file; open_clip and timm resize their own SigLIP 2 weights bicubic).
+    "google/siglip2-base-patch16-224": _siglip_vision(2),
     "MCG-NJU/videomae-base": {
         "config": {"model_type": "videomae", "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                    "num_attention_heads": 12, "image_size": 224, "patch_size": 16, "num_frames": 16,
