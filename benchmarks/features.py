@@ -21,7 +21,9 @@ Rows:
   on 480p 25 fps (40 s for image models, 10 s for VideoMAE): end-to-end items/s (in-process, warm) ÷ a bare batched
   loop of the same headless module on the same pre-decoded frames, already preprocessed to the model's size (the
   irreducible model cost; same threads and precision), also ÷ the decode+model limit, median of N repeats, and
-  the CLI's peak RSS;
+  the CLI's peak RSS; with ``--dense`` the image models run on every frame of a 10 s input (``--every 1``), so
+  each item costs one decoded frame rather than the 25 of the default 1 frame/s (the model, not decoding, is then
+  what the ratio weighs);
 - peak RSS of the CLI: r2plus1d_18 on c1080, and resnet18 on a 30 s vs a 120 s input (a 10 s input at 2 fps
   never fills one 32-frame batch, so its peak is lower for that reason alone).
 Writes benchmarks/results/features.json. Weights are random (`none`): the cost is the same as pretrained.
@@ -181,7 +183,7 @@ def bare_rate(model: str, items: np.ndarray, device: str) -> tuple[float, int]:
     return len(items) / (time.perf_counter() - started), ex.batch_size
 
 
-def family_case(model: str, device: str, repeats: int, quick: bool) -> dict:
+def family_case(model: str, device: str, repeats: int, quick: bool, dense: bool = False) -> dict:
     """End-to-end (vidprep at the model's default sampling) ÷ the bare model loop on the same frames.
 
     2D models (1 frame/s by default) get a 40 s input, so there is more than one whole batch of 32 frames; the clip
@@ -192,9 +194,11 @@ def family_case(model: str, device: str, repeats: int, quick: bool) -> dict:
     """
     from vidprep.stages.models import get_backend
 
-    split = get_backend(model).default_split
+    split = dict(get_backend(model).default_split)
     clip_len = split.get("clip_frames")
-    seconds = (3 if quick else 10) if clip_len else (8 if quick else 40)
+    if dense and not clip_len:  # every frame: one decoded frame per item instead of 25 at the default 1 fps
+        split = {"every": 1, **{k: v for k, v in split.items() if k not in ("fps", "every", "num_frames")}}
+    seconds = (3 if quick else 10) if clip_len or dense else (8 if quick else 40)
     path = make_video(f"b480_{seconds}s.mp4", 854, 480, 25, seconds)
     args = [x for k, v in split.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     bare, e2e, ratios, limits, decodes, loads = [], [], [], [], [], []
@@ -241,11 +245,14 @@ def main() -> None:
     parser.add_argument("--families", action="store_true", help="only the rows of one model per family")
     parser.add_argument("--models", help="comma-separated subset of the family models (with --families)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each family row (median reported)")
+    parser.add_argument("--dense", action="store_true",
+                        help="family rows of image models on every frame of a 10 s input (--every 1) instead of "
+                             "their default 1 frame/s, where decoding 25 frames per item dominates")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.families:
         models = args.models.split(",") if args.models else FAMILY_MODELS
-        rows = [family_case(m, args.device, args.repeats, args.quick) for m in models]
+        rows = [family_case(m, args.device, args.repeats, args.quick, args.dense) for m in models]
         report("features_families", ["case", "items", "batch", "decode_s", "model_items_per_s", "e2e_items_per_s",
                                      "ratio", "ratios", "ratio_limit", "load_1m", "peak_rss_mib"], rows,
                {"device": args.device, "targets": "ratio >= 0.85"})
