@@ -154,6 +154,7 @@ class ClipFeatures(RowStep):
             if todo:
                 clip_features_2d(video.arrays["features"]["per_frame"], todo, 0, self.pool)
         else:
+            todo = _take_streamed(video, todo)
             clip_features_3d(ex.extract_clips, todo, video.read, ex.batch_size, self.clip_len)
         for row in rows:
             if row.features is not None:
@@ -170,6 +171,21 @@ class ClipFeatures(RowStep):
 
     def describe(self) -> dict[str, Any]:
         return {"features_model": self.extractor.describe()}
+
+
+def _take_streamed(video: Video, rows: list[ClipRow]) -> list[ClipRow]:
+    """Give rows the features :mod:`vidprep.engine.clip_stream` computed during the decode for exactly their
+    (unpadded) span; return the rows still without features."""
+    from vidprep.engine.clip_stream import STREAMED
+
+    streamed = video.arrays.get(STREAMED)
+    if not streamed or not len(streamed["spans"]):
+        return rows
+    by_span = {(int(a), int(b)): f for (a, b), f in zip(streamed["spans"], streamed["features"])}
+    for row in rows:
+        if row.padded == 0:
+            row.features = by_span.get((row.frame_start, row.frame_stop))
+    return [r for r in rows if r.features is None]
 
 
 class ZeroShotStep(RowStep):

@@ -83,6 +83,7 @@ def _augment(config: RunConfig, env: BuildEnv) -> Steps:
 def _features(config: RunConfig, env: BuildEnv) -> Steps:
     """2D models: per-frame features while frames stream (unless augmented copies replace them), pooled per clip;
     3D models: per clip. Then zero-shot scores when ``--text-labels`` asks for them."""
+    from vidprep.engine.clip_stream import StreamedClipFeatures, streams_clips
     from vidprep.engine.featurize import ClipFeatures, FrameFeatureStep, ZeroShotStep
     from vidprep.engine.steps import Steps
     from vidprep.executors import threads
@@ -96,6 +97,11 @@ def _features(config: RunConfig, env: BuildEnv) -> Steps:
     steps = Steps([], [ClipFeatures(extractor, config)])
     if extractor.spec.kind == "2d" and config.augment is None:
         steps.frame.append(FrameFeatureStep(extractor))
+    elif extractor.spec.kind != "2d" and streams_clips(config):
+        split = config.split
+        assert split.clip_frames is not None
+        steps.frame.append(StreamedClipFeatures(extractor, split.clip_frames, split.stride or split.clip_frames,
+                                                extractor.spec.clip_len or split.clip_frames))
     zero_shot = zero_shot_for(extractor, config.features)
     if zero_shot is not None:
         steps.clip.append(ZeroShotStep(zero_shot))
