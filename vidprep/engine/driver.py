@@ -156,10 +156,16 @@ def run(
         _shard_tasks(shard_inputs, job, out, fmt, summary, video_units=total_units if listed.videos else 0,
                      options=options),
     )
-    for result in executor.map(process_unit_safe, tasks):
-        _publish(out, result, record, summary, on_shard)
-        if on_unit is not None:
-            on_unit(result)
+    try:
+        for result in executor.map(process_unit_safe, tasks):
+            _publish(out, result, record, summary, on_shard)
+            if on_unit is not None:
+                on_unit(result)
+    except BaseException:  # an interrupt (Ctrl-C) or a failure of the run itself: leave no temp file of ours
+        from vidprep.shards.cleanup import remove_own_temp
+
+        remove_own_temp(out)
+        raise
     _finish(out, config, fmt, summary, total_units or None)
     mine = {item.video_id for unit in units for item in unit.items if not isinstance(item, str)}
     summary.failed_earlier = max(0, sum(1 for e in summary.errors if e.get("video_id") in mine) - summary.videos_failed)

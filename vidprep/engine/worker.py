@@ -102,7 +102,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     results: list[VideoResult] = []
     spec = SinkSpec(job.config, job.config_record, job.out_dir, job.kind)
     sink = kind_for(output_format(job.config)).open(spec, Path(shard_path), _class_names(unit, job), ctx.describe())
-    with threads.current().unit(), sink:
+    with sink, threads.current().unit():  # the sink first: an interrupt from here on discards its temp file
         for step in ctx.steps.everything():
             if isinstance(step, UnitHook):
                 step.begin_unit(sink)

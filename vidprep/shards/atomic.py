@@ -14,6 +14,7 @@ same host and the pid is dead, or another host and no heartbeat for ``STALE_AFTE
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
@@ -144,6 +145,19 @@ class _Claims:
         self._wake = threading.Event()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget_parent)
+        atexit.register(self.remove_unfinished)
+
+    def remove_unfinished(self) -> None:
+        """At exit: remove the temp files this process claimed and never published or discarded (an interrupt
+        landed between creating one and the code that discards it on failure). A published temp name no longer
+        exists, so only unfinished files go."""
+        with self._lock:
+            left, self._fds = self._fds, {}
+        for path, fd in left.items():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _forget_parent(self) -> None:
         """In a forked child: the parent's claims are not ours, and its lock may have been held mid-beat."""

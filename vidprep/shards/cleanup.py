@@ -8,6 +8,7 @@ every step tolerates a file vanishing between listing and use.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -62,6 +63,21 @@ def cleanup_temp(out_dir: str | Path, *, stale_after_s: float = atomic.STALE_AFT
                 continue  # its writer renamed or removed it meanwhile
             removed.append(p)
             log.info("removed leftover temp file %s", p)
+    return removed
+
+
+def remove_own_temp(out_dir: str | Path) -> list[Path]:
+    """Remove the temp files directly in ``out_dir`` that this process (this host and pid) left: called when the
+    run stops on an interrupt or an error, when nothing of this process is still being written (an interrupt can
+    land between creating a temp file and the code that discards it on failure)."""
+    removed = []
+    host, pid = atomic.safe_host(atomic.this_host()), os.getpid()
+    for p in _temps_in(Path(out_dir)):
+        parsed = atomic.parse_temp_name(p.name)
+        if parsed is not None and parsed["host"] == host and int(parsed["pid"]) == pid:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
     return removed
 
 

@@ -67,9 +67,9 @@ class ShardWriter:
         self._extras = ClipExtras()
         self._state = "open"
         self._raw = DiscardableFile(self.temp_path)
-        atomic.claim(self.temp_path)  # lock + heartbeat: cleanup by another task never takes a live shard
-        self._f = h5py.File(self._raw, "w")
         try:
+            atomic.claim(self.temp_path)  # lock + heartbeat: cleanup by another task never takes a live shard
+            self._f = h5py.File(self._raw, "w")
             self._init_file(config)
             self._features = FeatureStore(self._f["clips"], feature_buffer_bytes) if kind == "features" else None
         except BaseException:
