@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -161,6 +162,28 @@ def test_cleanup_keeps_live_temps_and_removes_abandoned_ones(tmp_path: Path) -> 
     assert sorted(removed) == sorted([stale_remote, dead_local, dead_jpg])
     assert fresh_remote.exists() and live_local.exists() and locked.exists()
     assert cleanup_temp(tmp_path) == [locked], "without the lock (and no heartbeat) it is abandoned"
+
+
+def test_remove_own_temp_takes_only_this_process_files(tmp_path: Path) -> None:
+    from vidprep.shards.cleanup import remove_own_temp
+
+    here = atomic.this_host()
+    mine = _temp(tmp_path, "shard-00000.h5", here, os.getpid())
+    other_pid = _temp(tmp_path, "shard-00001.h5", here, os.getpid() + 1)
+    other_host = _temp(tmp_path, "shard-00002.h5", "other-node", os.getpid())
+    final = tmp_path / "shard-00003.h5"
+    final.write_bytes(b"published")
+    assert remove_own_temp(tmp_path) == [mine]
+    assert not mine.exists() and other_pid.exists() and other_host.exists() and final.exists()
+
+
+def test_claimed_temp_left_at_exit_is_removed(tmp_path: Path) -> None:
+    code = ("import sys; from vidprep.shards import atomic; t = atomic.temp_path_for(sys.argv[1]); "
+            "atomic.claim(t); print(t)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "shard-00000.h5")], capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert not Path(done.stdout.strip()).exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_cleanup_never_searches_outside_the_output(tmp_path: Path) -> None:
