@@ -102,33 +102,12 @@ def verify(paths: Paths, inputs: list[str] | None = None) -> list[str]:
     for path in shards:
         problems += [f"{path}: {msg}" for msg in fmt.validate(path)]
     for d in dirs:
-        problems += _check_manifest(d, [p for p in shards if p.parent == d], required=d in _as_list(paths))
+        problems += manifest.check_listed(d, [p for p in shards if p.parent == d], required=d in _as_list(paths))
         problems += [f"{p}: leftover temp file of an interrupted writer (remove with cleanup_temp)"
                      for p in manifest.find_temp(d)]
     sources = _video_sources(shards, problems)
     if inputs is not None:
         problems += _check_inputs(inputs, sources, dirs)
-    return problems
-
-
-def _check_manifest(d: Path, shards: list[Path], required: bool) -> list[str]:
-    """Compare the shards of directory ``d`` with its manifest.json (sizes and checksums)."""
-    if not (d / manifest.MANIFEST_NAME).exists():
-        return [f"{d}: no {manifest.MANIFEST_NAME}"] if required else []
-    try:
-        entries = {s["name"]: s for s in manifest.load(d).get("shards", [])}
-    except ShardError as err:
-        return [str(err)]
-    problems = [f"{d / name}: listed in {manifest.MANIFEST_NAME} but missing"
-                for name in sorted(set(entries) - {p.name for p in shards})]
-    for path in shards:
-        entry = entries.get(path.name)
-        if entry is None:
-            problems.append(f"{path}: not listed in {manifest.MANIFEST_NAME}")
-            continue
-        digest, size = manifest.fsync_and_hash(path)
-        if size != entry.get("bytes") or digest != entry.get("sha256"):
-            problems.append(f"{path}: checksum mismatch (size {size}, sha256 {digest[:12]}... differ from manifest)")
     return problems
 
 

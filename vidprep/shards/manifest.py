@@ -266,3 +266,32 @@ def fsync_and_hash(path: Path) -> tuple[str, int]:
         os.fsync(fh.fileno())
         size = fh.tell()
     return h.hexdigest(), size
+
+
+def check_listed(d: Path, files: list[Path], required: bool, *, suffix: str = "",
+                 hash_symlinks: bool = True) -> list[str]:
+    """Compare the output files of directory ``d`` with its manifest.json (presence, sizes and checksums).
+
+    Only manifest entries whose name ends with ``suffix`` are considered. ``hash_symlinks=False`` never hashes a
+    file that is a symlink (a caller that already refuses symlinked outputs must not read what one points at).
+    Returns one line per problem; a missing manifest is a problem only when ``required``.
+    """
+    if not (d / MANIFEST_NAME).exists():
+        return [f"{d}: no {MANIFEST_NAME}"] if required else []
+    try:
+        entries = {s["name"]: s for s in load(d).get("shards", []) if str(s.get("name", "")).endswith(suffix)}
+    except ShardError as err:
+        return [str(err)]
+    problems = [f"{d / name}: listed in {MANIFEST_NAME} but missing"
+                for name in sorted(set(entries) - {p.name for p in files})]
+    for path in files:
+        entry = entries.get(path.name)
+        if entry is None:
+            problems.append(f"{path}: not listed in {MANIFEST_NAME}")
+            continue
+        if not hash_symlinks and path.is_symlink():
+            continue
+        digest, size = fsync_and_hash(path)
+        if size != entry.get("bytes") or digest != entry.get("sha256"):
+            problems.append(f"{path}: checksum mismatch (size {size}, sha256 {digest[:12]}... differ from manifest)")
+    return problems

@@ -42,7 +42,8 @@ def verify(paths: list[str | Path], inputs: list[str] | None = None) -> list[str
             _collect_videos(path, seen, problems)
     given = {Path(p) for p in paths}
     for d in _dirs(list(paths), tars):
-        problems += _check_manifest(d, [p for p in tars if p.parent == d], required=d in given)
+        problems += manifest.check_listed(d, [p for p in tars if p.parent == d], required=d in given,
+                                          suffix=".tar", hash_symlinks=False)  # validate_tar refuses symlinks
         problems += [f"{p}: leftover temp file of an interrupted writer (remove with cleanup_temp)"
                      for p in manifest.find_temp(d)]
     if inputs is not None:
@@ -62,28 +63,6 @@ def _collect_videos(path: Path, seen: dict[str, tuple[str, Path]], problems: lis
             problems.append(f"video {vid!r} is in two tars: {seen[vid][1]} and {path}")
         else:
             seen[vid] = (str(source), path)
-
-
-def _check_manifest(d: Path, tars: list[Path], required: bool) -> list[str]:
-    if not (d / manifest.MANIFEST_NAME).exists():
-        return [f"{d}: no {manifest.MANIFEST_NAME}"] if required else []
-    try:
-        entries = {s["name"]: s for s in manifest.load(d).get("shards", []) if str(s.get("name", "")).endswith(".tar")}
-    except ShardError as err:
-        return [str(err)]
-    problems = [f"{d / name}: listed in {manifest.MANIFEST_NAME} but missing"
-                for name in sorted(set(entries) - {p.name for p in tars})]
-    for path in tars:
-        entry = entries.get(path.name)
-        if entry is None:
-            problems.append(f"{path}: not listed in {manifest.MANIFEST_NAME}")
-            continue
-        if path.is_symlink():
-            continue  # already refused by validate_tar; never hash what it points at
-        digest, size = manifest.fsync_and_hash(path)
-        if size != entry.get("bytes") or digest != entry.get("sha256"):
-            problems.append(f"{path}: checksum mismatch (size {size}, sha256 {digest[:12]}... differ from manifest)")
-    return problems
 
 
 def info(paths: list[str | Path]) -> dict[str, Any]:
