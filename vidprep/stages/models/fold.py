@@ -60,7 +60,7 @@ def _leaf_conv_tracer() -> type:
 
     class Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-            leaf = isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, _BatchNorm))
+            leaf = isinstance(m, (*_convs(), _BatchNorm))
             return leaf or super().is_leaf_module(m, qualname)
 
     return Tracer
@@ -68,7 +68,6 @@ def _leaf_conv_tracer() -> type:
 
 def _conv_before(node: Any, modules: dict[str, Any]) -> Any:
     """The convolution module whose only use is the BatchNorm module call ``node``, or None."""
-    import torch
     from torch.nn.modules.batchnorm import _BatchNorm
 
     if node.op != "call_module" or not isinstance(modules.get(node.target), _BatchNorm):
@@ -77,10 +76,16 @@ def _conv_before(node: Any, modules: dict[str, Any]) -> Any:
     if source is None or getattr(source, "op", None) != "call_module" or len(source.users) != 1:
         return None
     conv = modules.get(source.target)
-    convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-    if not isinstance(conv, convs) or not modules[node.target].track_running_stats:
+    if not isinstance(conv, _convs()) or not modules[node.target].track_running_stats:
         return None
     return conv
+
+
+def _convs() -> tuple[type, ...]:
+    """The convolution types a BatchNorm is folded into."""
+    import torch
+
+    return (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 
 
 def _set_module(root: Any, dotted: str, new: Any) -> None:
