@@ -109,6 +109,41 @@ def test_shards_cli_reports_each_crafted_shard_without_reading_elsewhere(lab: La
             _outputs_clean(lab, run, lab.runs, before)
 
 
+def test_a_shard_symlinked_out_of_its_output_directory_is_refused_unread(lab: Lab, tmp_path: Path) -> None:
+    """OUT/shard-N.h5 -> a file outside OUT: verify reports it (never hashes or opens the target), info/ls refuse
+    it with one line; the real shard moved outside would otherwise pass verify, since its bytes match the manifest."""
+    import shutil
+    import sys
+
+    from vidprep.shards import inspect
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    shutil.copytree(lab.base / "split", out)
+    elsewhere.mkdir()
+    (out / "shard-00001.h5").rename(elsewhere / "shard-00001.h5")
+    (out / "shard-00001.h5").symlink_to(elsewhere / "shard-00001.h5")
+    run = vidprep("shards", "verify", out, cwd=tmp_path, timeout=60)
+    assert run.rc == 1, run.explain()
+    assert [ln for ln in run.error_lines() if "shard-00001" in ln] == [
+        ln for ln in run.error_lines() if "symlink points outside the output directory" in ln], run.explain()
+    assert len(run.error_lines()) == 1, run.explain()
+    for args in (("info",), ("ls",)):
+        run = vidprep("shards", *args, out, cwd=tmp_path, timeout=60)
+        assert run.rc == 1 and run.stdout.strip() == "", run.explain()
+        assert len(run.error_lines()) == 1 and "symlink points outside" in run.error_lines()[0], run.explain()
+
+    opened: list[str] = []
+    watching = [True]
+    sys.addaudithook(lambda event, args: opened.append(str(args[0])) if watching and event == "open" else None)
+    try:
+        problems = inspect.verify(out)
+    finally:
+        watching.clear()
+    assert problems == [f"{out / 'shard-00001.h5'}: symlink points outside the output directory; refused (not read)"]
+    assert not [p for p in opened if "elsewhere" in p or p.endswith("shard-00001.h5")], opened
+    assert any(p.endswith("shard-00000.h5") for p in opened), opened  # the hook does see the good shard's hash
+
+
 # ---------------------------------------------------------------------------------------------------- stages
 
 

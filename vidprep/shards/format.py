@@ -67,20 +67,39 @@ def shard_name(k: int) -> str:
     return f"shard-{k:05d}.h5"
 
 
-def find_shards(path_or_paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Shard files named by a directory (its ``shard-*.h5``, sorted), a file, or a list of either."""
+def find_shards(path_or_paths: str | Path | Iterable[str | Path], *,
+                refused: list[Path] | None = None) -> list[Path]:
+    """Shard files named by a directory (its ``shard-*.h5``, sorted), a file, or a list of either.
+
+    A directory's shard that is a symlink resolving outside that directory is never returned (reading it would
+    read outside the output directory, as the stage inputs' directory walk also refuses): it raises ShardError,
+    or with ``refused`` given is appended there and skipped.
+    """
     items = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
     found: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            shards = [c for c in p.iterdir() if SHARD_RE.match(c.name) and c.is_file()]
+            shards = [c for c in p.iterdir() if SHARD_RE.match(c.name) and c.is_file() and _kept(c, p, refused)]
             found.extend(sorted(shards, key=lambda c: int(SHARD_RE.match(c.name)[1])))  # type: ignore[index]
         elif p.is_file():
             found.append(p)
         else:
             raise ShardError("no such shard file or directory", path=str(p))
     return found
+
+
+SYMLINK_OUTSIDE = "symlink points outside the output directory; refused (not read)"
+
+
+def _kept(shard: Path, directory: Path, refused: list[Path] | None) -> bool:
+    """False (appended to ``refused``, else raised) for a symlinked shard whose target is outside ``directory``."""
+    if not shard.is_symlink() or shard.resolve().is_relative_to(directory.resolve()):
+        return True
+    if refused is None:
+        raise ShardError(SYMLINK_OUTSIDE, path=str(shard))
+    refused.append(shard)
+    return False
 
 
 def read_json_attr(f: h5py.File, name: str, default: Any = None) -> Any:

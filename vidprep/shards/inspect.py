@@ -94,15 +94,18 @@ def verify(paths: Paths, inputs: list[str] | None = None) -> list[str]:
     checks that each input is in a shard or recorded in errors.jsonl.
     """
     problems: list[str] = []
+    refused: list[Path] = []
     try:
-        shards = fmt.find_shards(paths)
+        shards = fmt.find_shards(paths, refused=refused)
     except ShardError as err:
         return [str(err)]
+    problems += [f"{p}: {fmt.SYMLINK_OUTSIDE}" for p in refused]
     dirs = sorted({p.parent for p in shards} | {p for p in _as_list(paths) if p.is_dir()})
     for path in shards:
         problems += [f"{path}: {msg}" for msg in fmt.validate(path)]
-    for d in dirs:
-        problems += manifest.check_listed(d, [p for p in shards if p.parent == d], required=d in _as_list(paths))
+    for d in dirs:  # a refused shard counts as present but is never hashed (its target is outside d)
+        problems += manifest.check_listed(d, [p for p in shards + refused if p.parent == d],
+                                          required=d in _as_list(paths), hash_symlinks=False)
         problems += [f"{p}: leftover temp file of an interrupted writer (remove with cleanup_temp)"
                      for p in manifest.find_temp(d)]
     sources = _video_sources(shards, problems)
