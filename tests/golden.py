@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import tempfile
 from collections.abc import Callable
@@ -72,12 +73,16 @@ def _attrs(obj: h5py.HLObject) -> dict:
 
 def _dataset(name: str, ds: h5py.Dataset) -> object:
     """A dataset's digest: config_json parsed (volatile keys dropped); floats of model outputs rounded to 1e-4
-    (a thread-count change may move the last bits of a conv); anything else the sha256 of its exact bytes."""
+    (a thread-count change may move the last bits of a conv); quality metrics as values (compared by `diff` to a
+    relative 1e-5: their float32 sums follow the CPU's SIMD width); anything else the sha256 of its exact bytes."""
     data = ds[()]
     if name.endswith("config_json") or name.endswith("errors_json"):
         text = data.decode() if isinstance(data, bytes) else str(data)
         return _strip(json.loads(text))
     arr = np.asarray(data)
+    if arr.dtype.kind == "f" and "quality/" in name:  # cv2/numpy SIMD paths differ by CPU in the last float bits
+        return {"dtype": str(arr.dtype), "shape": list(arr.shape), "values": arr.astype(np.float64).ravel().tolist(),
+                "attrs": _attrs(ds)}
     if arr.dtype.kind == "O":
         arr = np.asarray([_text(x.decode() if isinstance(x, bytes) else str(x)) for x in arr.ravel()])
     if arr.dtype.kind == "f" and ("feature" in name or "mean" in name or "std" in name or "pca" in name
@@ -189,7 +194,8 @@ def _in_process(args: list[str]) -> tuple[int, str]:
 
 
 def diff(expected: object, actual: object, where: str = "") -> list[str]:
-    """Human-readable differences between two digests (first ones only matter)."""
+    """Human-readable differences between two digests (first ones only matter); floats (quality metrics, in
+    shards and index rows) equal to a relative 1e-5, anything else exactly."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         out = []
         for key in sorted(set(expected) | set(actual)):
@@ -200,6 +206,11 @@ def diff(expected: object, actual: object, where: str = "") -> list[str]:
             else:
                 out += diff(expected[key], actual[key], f"{where}/{key}")
         return out
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [p for i, (e, a) in enumerate(zip(expected, actual)) for p in diff(e, a, f"{where}[{i}]")]
+    if isinstance(expected, float) and isinstance(actual, float) and (
+            math.isclose(expected, actual, rel_tol=1e-5, abs_tol=1e-9) or math.isnan(expected) and math.isnan(actual)):
+        return []
     return [] if expected == actual else [f"{where}: {str(expected)[:200]} != {str(actual)[:200]}"]
 
 
