@@ -128,6 +128,18 @@ def test_byte_equal_to_plain_ffmpeg_same_filter(numbered_video: Path, all_frames
     assert np.array_equal(np.stack([f.rgb for f in resized]), reference)
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p10le", "yuv444p"])
+def test_odd_and_even_widths_byte_equal_to_one_step_rgb24(make_video: Callable[..., Path], pix_fmt: str) -> None:
+    """Odd output widths go through planar gbrp (filtergraph.rgb_route) for speed; the pixels must equal ffmpeg's
+    plain one-step ``scale,format=rgb24`` (noisy saturated colours: any chroma-path change would show)."""
+    video = make_video(f"chroma_{pix_fmt}.mkv", "-c:v", "libx264", "-crf", "0", "-pix_fmt", pix_fmt,
+                       source="testsrc2=size=96x54:rate=5:duration=1,noise=alls=30:allf=t")
+    for width, height in ((81, 47), (80, 46), (17, 9)):
+        ours = np.stack([f.rgb for f in frames_of(video, size=SizeSpec(width=width, height=height))])
+        reference = ffmpeg_rgb(video, width, height, vf=f"scale=w={width}:h={height}:flags=bicubic")
+        assert ours.shape == reference.shape and np.array_equal(ours, reference), (pix_fmt, width)
+
+
 def test_short_side_and_center_crop(numbered_video: Path) -> None:
     info = probe(numbered_video)
     assert output_size(info, SizeSpec(short_side=60)) == (80, 60)

@@ -4,7 +4,7 @@ How it works: one ffmpeg process per video writes raw ``rgb24`` frames to a pipe
 ffmpeg neither drops nor duplicates frames). The filter chain is::
 
     [bwdif], showinfo@vidprep_pre, select=<sampling>, showinfo@vidprep_post,
-    [transpose | hflip,vflip], scale=WxH, format=rgb24, [crop], setsar=1
+    [transpose | hflip,vflip], scale=WxH, [format=gbrp], format=rgb24, [crop], setsar=1
 
 The two ``showinfo`` filters log every decoded frame and every kept frame (integer pts + the link time base) on
 stderr, which a thread parses: a kept frame's source ordinal is the position of its pts among the decoded frames,
