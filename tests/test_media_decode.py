@@ -78,6 +78,16 @@ def test_every_n(numbered_video: Path) -> None:
     assert [f.pts_s for f in frames] == pytest.approx([i / 25 for i in range(0, 60, 7)], abs=1e-6)
 
 
+def test_every_1_is_decoded_as_every_frame(numbered_video: Path, all_frames: list[DecodedFrame]) -> None:
+    """--every 1 runs the plain all-frames decode (no select, one showinfo): same frames, pts and ordinals."""
+    from vidprep.config import SplitConfig
+
+    assert SplitConfig(every=1).sampling() == Sampling() and SplitConfig(every=2).sampling() == Sampling("every", 2)
+    every1 = frames_of(numbered_video, Sampling("every", 1))
+    assert [(f.index, f.pts_s) for f in every1] == [(f.index, f.pts_s) for f in all_frames]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(every1, all_frames, strict=True))
+
+
 def test_uniform_n(numbered_video: Path) -> None:
     frames = frames_of(numbered_video, Sampling("uniform", 7))
     assert uniform_indices(60, 7) == [4, 12, 21, 30, 38, 47, 55]

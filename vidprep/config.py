@@ -119,7 +119,7 @@ class SplitConfig(_Model):
         """The decoder's frame sampling rule."""
         if self.fps:
             return Sampling("fps", float(self.fps))
-        if self.every:
+        if self.every and self.every > 1:  # every 1st frame is every frame: no select, one showinfo fewer
             return Sampling("every", float(self.every))
         if self.num_frames:
             return Sampling("uniform", float(self.num_frames))
