@@ -18,15 +18,25 @@ rgbtestsrc, colorspectrum...), which no camera produces; transitions between the
 trained and evaluated on real video meets (and v1 had no noise: every static area was bit-identical).
 
 Truth, in decoded-frame ordinals: a hard cut is the first frame of the new shot; a gradual transition is the
-inclusive range of blended frames ``[first, last]``. ``gradients`` is not used: ffmpeg 5.1 ignores its seed.
+inclusive range of blended frames ``[first, last]``, *measured* (:func:`measured_truth`): the same filter graph is
+rendered with every shot a flat colour of its own and no flashes, and a blended frame is one that is not, pixel
+for pixel, the picture of one shot. Before, the truth was xfade's window ``[offset, offset + d - 1]``; the render
+shows that fades, dissolves and wipeleft leave the window's first frame untouched (xfade's progress is 1 there),
+slides and wiperight blend the whole window, and a 1.5 s circleopen shows both shots in only 25 of its 38 frames
+(its iris is invisible for 7 frames and covers the picture 6 frames before the end). The measured spans lie inside
+the old ones: the old truth was slightly more lenient, never stricter. Hard cuts are checked the same way.
+``gradients`` is not used: ffmpeg 5.1 ignores its seed.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 RATE = 25
 W, H = 320, 180
@@ -87,6 +97,10 @@ SOURCES = {
 }
 """lavfi shot sources with camera-like motion (zoom in, zoompan, slow scroll; ``pan`` is the fast pan that must
 not cut), each with temporal noise. ``real:<first>`` shots come from :data:`REAL_SEGMENTS`."""
+
+FLAT_COLOURS = [c for c in itertools.product((60, 130, 200), repeat=3) if len(set(c)) > 1]
+"""Flat shot colours of the truth render (:func:`measured_truth`), one per shot of a chain: any two differ by 70 in
+some channel, so even a 2% blend changes a pixel, and none is grey, black or white (the fades pass through those)."""
 
 
 def _verify_real_segments() -> None:
@@ -153,18 +167,28 @@ def _plan() -> dict[str, list[Shot | Join]]:
     }
 
 
-def _graph(items: list[Shot | Join]) -> tuple[str, Truth]:
-    """An ffmpeg filter graph producing ``[out]`` for the chain, and its truth at the constant rate."""
+def _flat(k: int) -> str:
+    """The flat-colour source of the ``k``-th shot of a chain (the truth render)."""
+    r, g, b = FLAT_COLOURS[k]
+    return f"color=c=0x{r:02x}{g:02x}{b:02x}:size={W}x{H}:rate={RATE}"
+
+
+def _graph(items: list[Shot | Join], flat: bool = False) -> tuple[str, Truth]:
+    """An ffmpeg filter graph producing ``[out]`` for the chain, and its planned truth at the constant rate (hard
+    cuts, flashes, the pan; gradual transitions as xfade's window). ``flat``: every shot a flat colour
+    (:func:`_flat`), no flashes -- the render :func:`measured_truth` reads."""
     parts: list[str] = []
     truth = Truth(frames=0)
-    acc, length, join = "", 0, None  # length in frames so far
+    acc, length, join, shot = "", 0, None, 0  # length in frames so far
     for k, item in enumerate(items):
         if isinstance(item, Join):
             join = item
             continue
         n = round(item.seconds * RATE)
-        chain = f"{_source(item.source, n)},trim=end_frame={n},setpts=N/({RATE}*TB),format=yuv420p"
-        for a, b in item.flashes:
+        source = _flat(shot) if flat else _source(item.source, n)
+        shot += 1
+        chain = f"{source},trim=end_frame={n},setpts=N/({RATE}*TB),format=yuv420p"
+        for a, b in [] if flat else item.flashes:
             chain += f",drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(n,{a},{b})'"
         chain += ",settb=1/25"
         parts.append(f"{chain}[s{k}]")
@@ -187,6 +211,45 @@ def _graph(items: list[Shot | Join]) -> tuple[str, Truth]:
             truth.not_cuts.append((start + 2, start + n - 3))
     truth.frames = length
     return ";".join(parts) + f";[{acc}]null[out]", truth
+
+
+def measured_truth(items: list[Shot | Join]) -> Truth:
+    """The chain's truth with its transitions measured on the flat-colour render (module docstring).
+
+    Each shot's reference picture is the render's frame in the middle of the part of the shot the plan leaves
+    untouched by its joins. Between shots ``j`` and ``j + 1``, ``e`` is the last frame identical to shot ``j``'s
+    reference and ``s`` the first identical to shot ``j + 1``'s: ``s == e + 1`` is a hard cut at ``s``, anything
+    else the gradual transition ``[e + 1, s - 1]``, which must lie inside xfade's planned window.
+    """
+    graph, planned = _graph(items, flat=True)
+    frames = _render_rgb(graph)
+    joins = [item for item in items if isinstance(item, Join)]
+    hard, windows = iter(planned.hard), iter(planned.gradual)
+    spans = [next(hard) if join.kind == "cut" else next(windows) for join in joins]  # int or (first, last)
+    untouched = zip([0] + [x if isinstance(x, int) else x[1] + 1 for x in spans],
+                    [x - 1 if isinstance(x, int) else x[0] - 1 for x in spans] + [len(frames) - 1])
+    pure = np.stack([(frames == frames[(a + b) // 2]).all(axis=(1, 2, 3)) for a, b in untouched], axis=1)
+    truth = Truth(frames=len(frames), not_cuts=planned.not_cuts)
+    for j, span in enumerate(spans):
+        e, s = int(np.flatnonzero(pure[:, j])[-1]), int(np.flatnonzero(pure[:, j + 1])[0])
+        if isinstance(span, int):
+            truth.hard.append(s)
+            ok = s == e + 1 == span
+        else:
+            truth.gradual.append((e + 1, s - 1))
+            ok = span[0] <= e + 1 <= s - 1 <= span[1]
+        if not ok:
+            raise RuntimeError(f"join {j} ({joins[j].kind}) renders between frames {e} and {s}, not as planned")
+    if truth.frames != planned.frames:
+        raise RuntimeError(f"the flat render has {truth.frames} frames, the plan {planned.frames}")
+    return truth
+
+
+def _render_rgb(graph: str) -> np.ndarray:
+    """(N, H, W, 3) uint8 frames of a filter graph's ``[out]``, not encoded."""
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-filter_complex", graph, "-map", "[out]",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, H, W, 3)
 
 
 def _encode(graph: str, path: Path, extra: list[str]) -> None:
@@ -223,13 +286,13 @@ def build(folder: Path) -> dict[str, tuple[Path, Truth]]:
         _verify_real_segments()
     out: dict[str, tuple[Path, Truth]] = {}
     for name, items in _plan().items():
-        graph, truth = _graph(items)
+        graph, _ = _graph(items)
         path = folder / f"{name}.mp4"
         if not path.exists():
             _encode(graph, path, [])
-        out[name] = (path, truth)
-    graph, truth = _graph(_plan()["mixed"])
-    expr, vfr_truth = _vfr(truth)
+        out[name] = (path, measured_truth(items))
+    graph, _ = _graph(_plan()["mixed"])
+    expr, vfr_truth = _vfr(out["mixed"][1])
     path = folder / "mixed_vfr.mkv"
     if not path.exists():
         _encode(graph.replace("null[out]", f"{expr}[out]"), path, ["-fps_mode", "vfr"])

@@ -48,3 +48,24 @@ def test_matching_is_one_to_one_and_false_positives_go_to_the_nearest_class(sbd:
     got = counts(sbd, [(9, 10), (10, 11), (49, 50), (70, 71)], [10], [(45, 55)], 1)
     assert got["hard"] == {"tp": 1, "fp": 1, "fn": 0}
     assert got["gradual"] == {"tp": 1, "fp": 1, "fn": 0}
+
+
+@pytest.fixture(scope="module")
+def corpus() -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    import sbd_corpus
+
+    return sbd_corpus
+
+
+def test_corpus_truth_is_measured_on_the_rendered_blend(corpus: ModuleType) -> None:
+    # 25 fps, 1 s shots; a cut, then a 0.4 s (10-frame) fade at xfade offset 40 and a slide at offset 55. xfade's
+    # progress is 1 - (frame - offset) / 10: the fade's frame at the offset is still the outgoing shot, so it
+    # blends 41..49; slideleft moves the picture from the offset on, so it blends 55..64.
+    shot, join = corpus.Shot, corpus.Join
+    items = [shot("a", 1.0), join("cut"), shot("b", 1.0), join("fade", 0.4), shot("c", 1.0), join("slideleft", 0.4),
+             shot("d", 1.0)]
+    truth = corpus.measured_truth(items)
+    assert (truth.frames, truth.hard, truth.gradual) == (80, [25], [(41, 49), (55, 64)])
+    _, planned = corpus._graph(items, flat=True)  # the plan: xfade's whole window
+    assert planned.gradual == [(40, 49), (55, 64)]

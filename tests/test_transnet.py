@@ -16,8 +16,8 @@ from vidprep.stages.transnet import CONTEXT, STRIDE, TransNetRunner, transitions
 
 
 class PositionModel:
-    """A stand-in network: each frame's 'probability' is its position in the window, so the output tells which
-    window (and where in it) every frame was scored."""
+    """A stand-in network: each frame's 'probability' is its position in the window (second head: that plus 100),
+    so the output tells which window (and where in it) every frame was scored, and that the heads stay apart."""
 
     def __init__(self) -> None:
         self.windows: list[np.ndarray] = []
@@ -25,7 +25,7 @@ class PositionModel:
     def window_probs(self, window: np.ndarray) -> np.ndarray:
         assert window.shape == (100, 27, 48, 3)
         self.windows.append(window[:, 0, 0, 0].copy())
-        return np.arange(100, dtype=np.float32)
+        return np.stack([np.arange(100), np.arange(100, 200)], axis=1).astype(np.float32)
 
 
 @pytest.mark.parametrize("n", [1, 49, 50, 51, 100, 137])
@@ -36,9 +36,10 @@ def test_runner_uses_the_authors_windows(n: int) -> None:
     for f in frames:
         runner.push(f)
     probs = runner.finish()
-    assert probs.shape == (n,)
+    assert probs.shape == (n, 2)
     # frame i is scored in window i // 50, at position 25 + i % 50 (the middle 50 of a 100-frame window)
-    assert probs.tolist() == [CONTEXT + i % STRIDE for i in range(n)]
+    assert probs[:, 0].tolist() == [CONTEXT + i % STRIDE for i in range(n)]
+    assert probs[:, 1].tolist() == [100 + CONTEXT + i % STRIDE for i in range(n)]
     padded = [0] * CONTEXT + list(range(n)) + [n - 1] * (CONTEXT + STRIDE - (n % STRIDE or STRIDE))
     assert len(model.windows) == (len(padded) - 100) // STRIDE + 1
     for k, w in enumerate(model.windows):
@@ -111,7 +112,8 @@ def test_scene_options_that_cannot_apply_are_refused(dissolve: Path, tmp_path: P
 
 
 def test_own_module_matches_the_packages_reference_implementation() -> None:
-    """vidprep's TransNetV2 module + windowing give the package's own predict_frames output (same weights)."""
+    """vidprep's TransNetV2 module + windowing give the package's own predict_frames output (same weights), for
+    both heads."""
     needs_weights()
     torch = pytest.importorskip("torch")
     pytest.importorskip("tqdm")
@@ -124,9 +126,11 @@ def test_own_module_matches_the_packages_reference_implementation() -> None:
     ours = transnet.TransNetModel().predict(frames)
     reference = TransNetV2(device="cpu")
     with torch.no_grad():
-        theirs = reference.predict_frames(torch.from_numpy(frames), quiet=True)[0].numpy()
-    np.testing.assert_allclose(ours, theirs, atol=1e-5)
-    assert transitions_to_cuts(ours) == [30, 60]
+        single, all_frames = (p.numpy() for p in reference.predict_frames(torch.from_numpy(frames), quiet=True))
+    assert ours.shape == (90, 2)
+    np.testing.assert_allclose(ours[:, 0], single, atol=1e-5)
+    np.testing.assert_allclose(ours[:, 1], all_frames, atol=1e-5)
+    assert transitions_to_cuts(ours[:, 0]) == [30, 60]
 
 
 def test_hybrid_keeps_adaptive_cuts_and_adds_transitions_without_one() -> None:

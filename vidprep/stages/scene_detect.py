@@ -12,9 +12,10 @@ Detectors (``--scene-detector``):
 
 * ``adaptive`` (default): PySceneDetect's adaptive content detector (:mod:`vidprep.stages.scenes`), scores in
   ``/frames/<v>/scene_score``.
-* ``transnetv2``: TransNetV2's per-frame transition probability (:mod:`vidprep.stages.transnet`) on 48x27
-  frames, stored in ``/frames/<v>/scene_prob``; every run of frames above ``--scene-prob-threshold`` is one
-  transition, and the scene boundary is the transition's middle (:func:`vidprep.stages.transnet.transitions_to_cuts`).
+* ``transnetv2``: TransNetV2's per-frame transition probability (:mod:`vidprep.stages.transnet`, its
+  single-frame head) on 48x27 frames, stored in ``/frames/<v>/scene_prob``; every run of frames above
+  ``--scene-prob-threshold`` is one transition, and the scene boundary is the transition's middle
+  (:func:`vidprep.stages.transnet.transitions_to_cuts`).
 * ``hybrid``: adaptive hard cuts plus TransNetV2's transitions: a TransNetV2 transition (run of frames above the
   threshold) with an adaptive cut inside it, or within :data:`MERGE_FRAMES` frames of it, is that cut; the others
   add their middle as a boundary. All arrays are stored.
@@ -52,7 +53,8 @@ class SceneDetection:
         detector = split.scene_detector
         self.scorer = SceneScorer() if detector in ("adaptive", "hybrid") else None
         self.transnet = transnet if detector in ("transnetv2", "hybrid") else None
-        self._runner: TransNetRunner | None = None
+        self.runner: TransNetRunner | None = None
+        """TransNetV2's runner once :meth:`branches` set it up (both heads: ``runner.finish()``, (N, 2))."""
 
     def branches(self) -> list[Branch]:
         """The decode branches the detectors read: full-size BGR for the scorer, 48x27 RGB for TransNetV2."""
@@ -62,7 +64,7 @@ class SceneDetection:
         if self.transnet is not None:
             from vidprep.stages.transnet import INPUT_HEIGHT, INPUT_WIDTH, TransNetRunner
 
-            runner = self._runner = TransNetRunner(self.transnet)
+            runner = self.runner = TransNetRunner(self.transnet)
             out.append(Branch("scene_prob", branch_filters(self.info, INPUT_WIDTH, INPUT_HEIGHT, "rgb24"),
                               (INPUT_HEIGHT, INPUT_WIDTH, 3), runner.push, runner.reset))
         return out
@@ -94,9 +96,10 @@ class SceneDetection:
         return out
 
     def _probabilities(self) -> np.ndarray:
-        if self._runner is None:
+        """The single-frame head's probabilities (the only head boundaries use: :mod:`vidprep.stages.transnet`)."""
+        if self.runner is None:
             raise RuntimeError("TransNetV2 probabilities asked before branches() set its runner up")
-        return self._runner.finish()
+        return self.runner.finish()[:, 0]
 
     def frame_cuts(self) -> list[int]:
         """Decoded-frame ordinals where a new scene starts, by the configured detector."""

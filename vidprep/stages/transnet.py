@@ -8,8 +8,16 @@ parameter names, so the pretrained state dict shipped in the ``transnetv2-pytorc
 Inference follows the authors' ``predict_frames``: the video's 48x27 RGB frames (ffmpeg's bicubic scaling, as
 their reference decode) are padded with 25 copies of the first frame in front and copies of the last frame at the
 end up to a multiple of 50, then read in 100-frame windows with stride 50; each window contributes the
-probabilities (sigmoid of the single-frame head) of its 50 middle frames. :class:`TransNetRunner` does this as the
-frames arrive (memory: one window), so a long video never holds all its frames.
+probabilities of its 50 middle frames. :class:`TransNetRunner` does this as the frames arrive (memory: one
+window), so a long video never holds all its frames.
+
+The network has two heads, both computed (one extra 1024 -> 1 layer): the **single-frame** head (``cls_layer1``,
+trained to mark one frame per transition, its middle) and the **all-frames** head (``cls_layer2``, "many-hot",
+trained with a tenth of the loss weight to mark every frame of a transition). Boundaries come from the
+single-frame head alone, as the authors' ``predictions_to_scenes`` and their evaluation: on benchmarks/sbd.py's
+corpus the all-frames head adds two gradual transitions (a 0.5 s fade to white, a dissolve in the VFR video) but
+also a false cut on the fast pan, and neither head responds to wipes, slides, circle-opens or a 2 s dissolve (see
+that harness).
 
 Scene boundaries (:func:`transitions_to_cuts`): every maximal run of frames with probability above the threshold
 (default 0.5, as the authors) is one transition; the new scene starts at the frame after the run's middle frame,
@@ -148,7 +156,7 @@ def _build_module() -> nn.Module:
             return functional.relu(self.fc(lookup(torch.bmm(hist, hist.transpose(1, 2)), self.window)))
 
     class TransNetV2(nn.Module):
-        """(B, T, 27, 48, 3) uint8 RGB -> (B, T) transition logits of the single-frame head."""
+        """(B, T, 27, 48, 3) uint8 RGB -> (B, T, 2) transition logits: single-frame head, all-frames head."""
 
         def __init__(self, f: int = 16, levels: int = 3, d: int = 1024) -> None:
             super().__init__()
@@ -158,7 +166,7 @@ def _build_module() -> nn.Module:
             self.color_hist_layer = ColorHistograms()
             self.fc1 = nn.Linear(f * 2 ** (levels - 1) * 4 * 3 * 6 + 256, d)
             self.cls_layer1 = nn.Linear(d, 1)
-            self.cls_layer2 = nn.Linear(d, 1)  # the many-hot head: trained, unused for boundaries
+            self.cls_layer2 = nn.Linear(d, 1)  # the all-frames ("many-hot") head
 
         def forward(self, frames: torch.Tensor) -> torch.Tensor:
             x = frames.permute(0, 4, 1, 2, 3).float() / 255.0
@@ -168,7 +176,8 @@ def _build_module() -> nn.Module:
                 features.append(x)
             x = x.permute(0, 2, 3, 4, 1).reshape(x.shape[0], x.shape[2], -1)
             x = torch.cat([self.color_hist_layer(frames), self.frame_sim_layer(features), x], dim=2)
-            return self.cls_layer1(functional.relu(self.fc1(x)))[..., 0]
+            x = functional.relu(self.fc1(x))
+            return torch.cat([self.cls_layer1(x), self.cls_layer2(x)], dim=2)
 
     return TransNetV2()
 
@@ -187,7 +196,7 @@ class TransNetModel:
         self.path = path
 
     def window_probs(self, window: np.ndarray) -> np.ndarray:
-        """(100, 27, 48, 3) uint8 -> (100,) float32 transition probabilities."""
+        """(100, 27, 48, 3) uint8 -> (100, 2) float32 transition probabilities (single-frame, all-frames head)."""
         import torch
 
         with torch.inference_mode():
@@ -195,7 +204,7 @@ class TransNetModel:
         return torch.sigmoid(logits)[0].numpy().astype(np.float32)
 
     def predict(self, frames: np.ndarray) -> np.ndarray:
-        """(N, 27, 48, 3) uint8 frames -> (N,) probabilities, the authors' windowing (module docstring)."""
+        """(N, 27, 48, 3) uint8 frames -> (N, 2) probabilities of both heads, the authors' windowing."""
         runner = TransNetRunner(self)
         for frame in frames:
             runner.push(frame)
@@ -232,11 +241,11 @@ class TransNetRunner:
         del self._buffer[:STRIDE]
 
     def finish(self) -> np.ndarray:
-        """(N,) float32 probabilities of every pushed frame (pads the end as the authors do)."""
+        """(N, 2) float32 probabilities of every pushed frame, both heads (pads the end as the authors do)."""
         if self._result is not None:
             return self._result
         if self._count == 0:
-            self._result = np.zeros(0, np.float32)
+            self._result = np.zeros((0, 2), np.float32)
             return self._result
         pad_end = CONTEXT + STRIDE - (self._count % STRIDE or STRIDE)
         self._buffer.extend([self._buffer[-1]] * pad_end)
