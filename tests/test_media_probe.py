@@ -10,7 +10,8 @@ from videos import FFMPEG, ffprobe_frames, ffprobe_pict_types, run
 
 from vidprep.errors import DependencyError, InputError, ProbeError
 from vidprep.media import ffmpeg
-from vidprep.media.probe import count_video_packets, display_size, is_vfr, normalize_rotation, parse_ratio, probe
+from vidprep.media.probe import (count_video_packets, display_size, is_vfr, normalize_rotation, parse_ratio, probe,
+                                 start_early)
 
 
 def test_numbered_video_metadata(numbered_video: Path) -> None:
@@ -64,6 +65,22 @@ def test_odd_size_and_high_bit_depth(odd_size_video: Path, make_video: Callable[
 def test_packet_count_matches_decoded_frames(numbered_video: Path, vfr_video: Path) -> None:
     assert count_video_packets(numbered_video) == len(ffprobe_frames(numbered_video)) == 60
     assert count_video_packets(vfr_video) == 60
+
+
+def test_early_probe_is_taken_once_with_the_same_result_or_error(numbered_video: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """start_early runs ffprobe on a thread; the next probe(path) returns exactly what a direct probe returns (no
+    second ffprobe), a later one probes again; an error surfaces at probe(), not at start_early."""
+    direct = probe(numbered_video)
+    calls: list[list[str]] = []
+    run_tool = ffmpeg.run_tool
+    monkeypatch.setattr(ffmpeg, "run_tool", lambda argv, **kw: calls.append(argv) or run_tool(argv, **kw))
+    start_early(numbered_video)
+    assert probe(numbered_video) == direct and len(calls) == 1
+    assert probe(numbered_video) == direct and len(calls) == 2
+    start_early(tmp_path / "missing.mp4")
+    with pytest.raises(InputError):
+        probe(tmp_path / "missing.mp4")
 
 
 def test_empty_file_is_probe_error_naming_file(tmp_path: Path) -> None:

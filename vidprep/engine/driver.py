@@ -127,6 +127,9 @@ def run(
     if listed.videos:
         require_ffmpeg()
         check_scene_options(config.split)  # vidprep.stages.scene_detect: exit 2 before decoding
+        from vidprep.media.probe import start_early
+
+        start_early(listed.videos[0].path, timeout_s=min(60.0, config.timeout_s))  # the worker's first probe
     labels = resolve_run_labels(listed, label_from_dir=config.split.label_from_dir, labels_csv=config.split.labels)
     job = Job(config, str(out), labels, record)
     check_run_device(config, options.executor, options.ray_address)
@@ -139,10 +142,9 @@ def run(
     executor, executor_name = _executor(config, options, _task_count(units, out, fmt, options.overwrite, shard_inputs))
     job = _check_stage_setup(job, executor_name)
     prepare_output(out, record, options.overwrite)
-    if executor_name != "ray":
-        from vidprep.shards.parquet_index import warm_up
+    from vidprep.engine import warm_imports
 
-        warm_up()  # the index writer's import overlaps the units (see warm_up)
+    warm_imports.start(config, executor_name)  # OpenCV and pyarrow load while the first units decode
     summary = RunSummary(str(out), executor_name, videos_failed=len(listed.problems))
     total_units = len(all_units)
     # outputs numbered past the video units are input shards' outputs when shards are given too, not removed units

@@ -22,6 +22,7 @@ import array
 import io
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,13 +40,41 @@ VFR_TOLERANCE = 0.01
 INTERLACED_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
 
 
+_EARLY: dict[str, tuple[threading.Event, list[VideoInfo | Exception]]] = {}
+
+
+def start_early(path: str | Path, *, timeout_s: float = 30.0) -> None:
+    """Start probing ``path`` on a daemon thread now; the next ``probe(path)`` in this process takes its result
+    (or its error), as if it had run then. The driver starts the run's first video this way, so ffprobe (0.1 s)
+    runs while the run sets up its output rather than before the first decode."""
+    done, box = threading.Event(), list[VideoInfo | Exception]()
+
+    def run() -> None:
+        try:
+            box.append(probe(path, timeout_s=timeout_s))
+        except Exception as err:  # noqa: BLE001 - handed to the caller of probe(path)
+            box.append(err)
+        finally:
+            done.set()
+
+    _EARLY[str(path)] = (done, box)
+    threading.Thread(target=run, name="vidprep-probe-early", daemon=True).start()
+
+
 def probe(path: str | Path, *, timeout_s: float = 30.0) -> VideoInfo:
-    """Read a video's metadata with ffprobe.
+    """Read a video's metadata with ffprobe (or take what :func:`start_early` started for it).
 
     Raises:
         InputError: the path does not exist or is not a regular file.
         ProbeError: empty file, not a readable video, no video stream, or ffprobe timed out.
     """
+    early = _EARLY.pop(str(path), None)
+    if early is not None:
+        early[0].wait()
+        result = early[1][0]
+        if isinstance(result, Exception):
+            raise result
+        return result
     p = check_regular_file(path)
     if p.stat().st_size == 0:
         raise ProbeError("empty file (0 bytes)", path=str(p))

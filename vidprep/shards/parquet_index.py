@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +38,6 @@ DUP_GROUP = "clips/dup_group"
 _CLIP_TYPES = {"video_id": "string", "source": "string", "clip_index": "int32", "aug_index": "int16",
                "start_s": "float64", "end_s": "float64", "frame_first": "int64", "frame_last": "int64",
                "frames": "int64", "padded": "int32", "label": "int64", "label_name": "string"}
-
-
-def warm_up() -> None:
-    """Start importing the writer's libraries (pyarrow: 0.2-0.4 s) on a daemon thread, so that on a short run the
-    import overlaps the decode instead of following it. Not for Ray runs: Ray imports pyarrow itself, and two threads
-    importing it at once have broken Ray's import."""
-    threading.Thread(target=_import_writer, name="vidprep-index-import", daemon=True).start()
-
-
-def _import_writer() -> None:
-    try:
-        import pyarrow.parquet  # noqa: F401
-
-        import vidprep.shards.arrow_columns  # noqa: F401
-    except ImportError:
-        pass  # write_index reports the missing dependency when it runs
 
 
 def write_index(out_dir: str | Path) -> Path | None:
