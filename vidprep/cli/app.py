@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidprep import __version__
+from vidprep import __version__, interrupts
 from vidprep.cli import env_cmd, filter_cmd, probe_cmd, run_cmd, shards_cmd, stage_cmds
 from vidprep.cli.output import report_error
 from vidprep.errors import EXIT_INTERRUPTED, VidprepError
@@ -52,6 +52,7 @@ env_cmd.register(app)
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: Typer maps usage errors to 2 and Ctrl-C to 130; vidprep errors map here."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: idle torch threads must not spin
+    interrupts.install()  # a Ctrl-C swallowed somewhere (a GC callback, HDF5's C code) still stops the run
     try:
         app(args=argv)
     except VidprepError as err:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vidprep.shards import testhooks
+from vidprep import interrupts
 from vidprep.config import RunConfig
 from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from vidprep.executors import Executor
@@ -161,6 +162,7 @@ def run(
     try:
         for result in executor.map(process_unit_safe, tasks):
             _publish(out, result, record, summary, on_shard)
+            interrupts.check()  # a Ctrl-C swallowed while this unit ran stops the run after publishing it
             if on_unit is not None:
                 on_unit(result)
     except BaseException:  # an interrupt (Ctrl-C) or a failure of the run itself: leave no temp file of ours

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from vidprep import interrupts
 from vidprep.config import RunConfig
 from vidprep.executors import threads
 from vidprep.errors import VidprepError, printable_path
@@ -112,6 +113,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
             else:
                 results.append(VideoRunner(job, ctx.steps, sink).run(item))
         sink.record_errors([r for r in results if r.error])
+        interrupts.check()
         summary = sink.commit()
     return UnitResult(unit.index, summary, results, time.monotonic() - started)
 
@@ -213,6 +215,7 @@ class VideoRunner:
         assert v is not None
         pts_all, idx_all = [], []
         for chunk in chunks:
+            interrupts.check()
             for step in self.steps.frame:
                 chunk = step.push(chunk)
             rgb, pts, idx = chunk
@@ -253,6 +256,7 @@ class VideoRunner:
         return result
 
     def _fail(self, result: VideoResult, err: Exception, prefix: str = "") -> None:
+        interrupts.check()  # an error caused by a swallowed Ctrl-C is the interrupt, not this video's failure
         if self.v is not None:
             self.sink.drop_video(self.v)
         result.error = prefix + " ".join(str(err).split())
