@@ -71,13 +71,16 @@ def test_early_probe_is_taken_once_with_the_same_result_or_error(numbered_video:
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """start_early runs ffprobe on a thread; the next probe(path) returns exactly what a direct probe returns (no
     second ffprobe), a later one probes again; an error surfaces at probe(), not at start_early."""
+    import threading
+
     direct = probe(numbered_video)
-    calls: list[list[str]] = []
+    calls: list[str] = []  # the thread each ffprobe ran on
     run_tool = ffmpeg.run_tool
-    monkeypatch.setattr(ffmpeg, "run_tool", lambda argv, **kw: calls.append(argv) or run_tool(argv, **kw))
+    monkeypatch.setattr(ffmpeg, "run_tool",
+                        lambda argv, **kw: calls.append(threading.current_thread().name) or run_tool(argv, **kw))
     start_early(numbered_video)
-    assert probe(numbered_video) == direct and len(calls) == 1
-    assert probe(numbered_video) == direct and len(calls) == 2
+    assert probe(numbered_video) == direct and calls == ["vidprep-probe-early"]
+    assert probe(numbered_video) == direct and calls == ["vidprep-probe-early", "MainThread"]
     start_early(tmp_path / "missing.mp4")
     with pytest.raises(InputError):
         probe(tmp_path / "missing.mp4")

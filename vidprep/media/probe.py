@@ -51,7 +51,7 @@ def start_early(path: str | Path, *, timeout_s: float = 30.0) -> None:
 
     def run() -> None:
         try:
-            box.append(probe(path, timeout_s=timeout_s))
+            box.append(_probe_now(path, timeout_s))
         except Exception as err:  # noqa: BLE001 - handed to the caller of probe(path)
             box.append(err)
         finally:
@@ -75,6 +75,11 @@ def probe(path: str | Path, *, timeout_s: float = 30.0) -> VideoInfo:
         if isinstance(result, Exception):
             raise result
         return result
+    return _probe_now(path, timeout_s)
+
+
+def _probe_now(path: str | Path, timeout_s: float) -> VideoInfo:
+    """Run ffprobe on ``path`` (see :func:`probe`)."""
     p = check_regular_file(path)
     if p.stat().st_size == 0:
         raise ProbeError("empty file (0 bytes)", path=str(p))
