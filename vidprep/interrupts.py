@@ -1,9 +1,9 @@
 """Ctrl-C that cannot be lost: the CLI's SIGINT handler also records the request, and the engine checks it.
 
-Python raises KeyboardInterrupt wherever the main thread happens to be, and in a few places it is swallowed: inside
-a weakref callback or ``__del__`` run by the garbage collector ("Exception ignored in ..."), or inside a C library
-that called back into Python (HDF5 writing through its file object) and turns it into an ordinary error. A run
-interrupted there went on to the end (exit 0), or failed the video being written (exit 3). With
+Python raises KeyboardInterrupt wherever the main thread happens to be, and in places it is swallowed: inside a
+weakref callback or ``__del__`` run by the garbage collector ("Exception ignored in ..."), where a signalled ``split``
+went on to the end (exit 0); another signalled run failed the video being written instead (exit 3, its shard no
+longer validating), the interrupt turned into an ordinary error on the way. With
 :func:`install` (the CLI does) the request is also remembered, and :func:`check` raises it again at the engine's
 safe points (every decoded chunk, before a unit is committed, when a video fails), so the run stops with 130.
 """
