@@ -144,6 +144,29 @@ def test_a_shard_symlinked_out_of_its_output_directory_is_refused_unread(lab: La
     assert any(p.endswith("shard-00000.h5") for p in opened), opened  # the hook does see the good shard's hash
 
 
+def test_a_crafted_manifest_or_errors_file_is_refused_unread(lab: Lab, tmp_path: Path) -> None:
+    """OUT/manifest.json symlinked to a file outside OUT and OUT/errors.jsonl a FIFO: `shards verify --inputs`
+    reports both as refused (one line each), never reads outside OUT (the canary manifest would change the verdict
+    and its marker would show up) and never blocks on the FIFO."""
+    import shutil
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    shutil.copytree(lab.base / "split", out)
+    elsewhere.mkdir()
+    canary = elsewhere / "manifest.json"
+    canary.write_text(json.dumps({"shards": [{"name": "shard-99999.h5", "bytes": 1, "sha256": "CANARY-MARKER"}]}))
+    (out / "manifest.json").unlink()
+    (out / "manifest.json").symlink_to(canary)
+    (out / "errors.jsonl").unlink(missing_ok=True)
+    os.mkfifo(out / "errors.jsonl")
+    run = vidprep("shards", "verify", out, "--inputs", lab.vids, cwd=tmp_path, timeout=60)
+    assert run.rc == 1, run.explain()
+    assert "CANARY" not in run.stdout + run.stderr and "99999" not in run.stdout + run.stderr, run.explain()
+    lines = run.error_lines()
+    assert [ln for ln in lines if "manifest.json" in ln and "symlink" in ln], run.explain()
+    assert [ln for ln in lines if "errors.jsonl" in ln and "not a regular file" in ln], run.explain()
+
+
 # ---------------------------------------------------------------------------------------------------- stages
 
 

@@ -139,12 +139,18 @@ def _video_sources(shards: list[Path], problems: list[str]) -> dict[str, tuple[s
 def _check_inputs(inputs: list[str], sources: dict[str, tuple[str, Path]], dirs: list[Path]) -> list[str]:
     """Each input must be a shard's video (by source path or id) or a recorded failure in errors.jsonl."""
     done = set(sources) | {os.path.abspath(s) for s, _ in sources.values()}
+    refused: list[str] = []
     for d in dirs:
-        for rec in manifest.read_errors(d, succeeded=set()):
+        try:
+            records = manifest.read_errors(d, succeeded=set())
+        except ShardError as err:  # a crafted errors.jsonl (symlink, FIFO): reported, never followed
+            refused.append(str(err))
+            continue
+        for rec in records:
             done |= {str(rec[k]) for k in ("video_id", "path") if rec.get(k)}
             done |= {os.path.abspath(str(rec["path"]))} if rec.get("path") else set()
-    return [f"input {x}: not in any shard nor in {manifest.ERRORS_NAME}"
-            for x in inputs if x not in done and os.path.abspath(x) not in done]
+    return refused + [f"input {x}: not in any shard nor in {manifest.ERRORS_NAME}"
+                      for x in inputs if x not in done and os.path.abspath(x) not in done]
 
 
 def ls(paths: Paths, clips: bool = False, top_labels: int = 0) -> Iterator[dict[str, Any]]:

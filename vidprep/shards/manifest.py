@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,11 +84,32 @@ def empty_manifest(config: dict | None = None) -> dict[str, Any]:
             "failed_inputs": 0, "updated_utc": _utc_now()}
 
 
+def read_own_text(path: Path, errors: str = "strict") -> str:
+    """The text of a file vidprep writes in an output directory (manifest.json, errors.jsonl).
+
+    An output directory given to `vidprep shards verify` or resumed into may have been crafted: the file must be a
+    regular file, not a symlink (vidprep publishes them by rename, never as links), so nothing outside the
+    directory is read, and a FIFO named like one never blocks the run. FileNotFoundError when it is absent;
+    ShardError naming the file when it is refused.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        reason = "a symlink" if path.is_symlink() else err.strerror
+        raise ShardError(f"cannot read ({reason}); refused", path=str(path)) from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ShardError("not a regular file (FIFO, device or directory); refused", path=str(path))
+        return fh.read().decode("utf-8", errors)
+
+
 def load(out_dir: str | Path) -> dict[str, Any]:
     """The directory's manifest, or an empty one when there is none yet."""
     path = Path(out_dir) / MANIFEST_NAME
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_own_text(path))
     except FileNotFoundError:
         return empty_manifest()
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -233,7 +255,7 @@ def read_errors(out_dir: str | Path, *, succeeded: set[str] | None = None) -> li
         succeeded = _video_ids(load(out_dir))
     latest: dict[str, dict] = {}
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = read_own_text(path, errors="replace").splitlines()
     except FileNotFoundError:
         return []
     for n, line in enumerate(lines, 1):
