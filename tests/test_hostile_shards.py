@@ -167,6 +167,27 @@ def test_a_crafted_manifest_or_errors_file_is_refused_unread(lab: Lab, tmp_path:
     assert [ln for ln in lines if "errors.jsonl" in ln and "not a regular file" in ln], run.explain()
 
 
+@pytest.mark.parametrize("case", ["external_storage", "virtual_dataset", "symlinked_index"])
+def test_ls_parquet_on_a_crafted_directory_reads_nothing_outside_it(lab: Lab, tmp_path: Path, case: str) -> None:
+    """`shards ls --parquet DIR` writes DIR/index.parquet from DIR's shards or index.jsonl: a crafted shard goes
+    through the trust walk (refused, its canary never read) and a symlinked index.jsonl is refused."""
+    import shutil
+
+    before = tree(lab.base, skip=(lab.runs,))
+    out = tmp_path / "dir"
+    out.mkdir()
+    if case == "symlinked_index":
+        (tmp_path / "outside.jsonl").write_text('{"video_id": "CANARY-MARKER"}\n')
+        (out / "index.jsonl").symlink_to(tmp_path / "outside.jsonl")
+    else:
+        shutil.copy(lab.crafted[case].path, out / "shard-00000.h5")
+    run = vidprep("shards", "ls", "--parquet", out, cwd=tmp_path, timeout=60)
+    assert run.rc != 0 and len(run.error_lines()) == 1, run.explain()
+    assert not (out / "index.parquet").exists() and "CANARY" not in run.stdout + run.stderr, run.explain()
+    assert_no_traceback(run)
+    assert tree(lab.base, skip=(lab.runs,)) == before
+
+
 # ---------------------------------------------------------------------------------------------------- stages
 
 

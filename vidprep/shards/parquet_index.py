@@ -28,6 +28,7 @@ import numpy as np
 from vidprep.errors import DependencyError
 from vidprep.shards import format as fmt
 from vidprep.shards.atomic import writing
+from vidprep.shards.manifest import read_own_text
 
 log = logging.getLogger("vidprep.shards.parquet_index")
 
@@ -68,8 +69,10 @@ def write_index(out_dir: str | Path) -> Path | None:
 
 
 def _shard_columns(path: Path) -> dict[str, np.ndarray]:
-    """The index columns of one shard, in row order."""
-    with h5py.File(path, "r") as f:
+    """The index columns of one shard, in row order (opened as untrusted: `shards ls --parquet DIR` takes any DIR)."""
+    from vidprep.shards import trust
+
+    with trust.open_shard(path) as f:
         c = {k: f["clips"][k][:] for k in fmt.CLIP_FIELDS if k != "aug_params"}
         n = len(c["video_index"])
         ids = f["videos/id"].asstr()[:]
@@ -125,7 +128,7 @@ def _missing(key: str, n: int) -> np.ndarray:
 
 def _jsonl_columns(path: Path) -> dict[str, list[Any]]:
     """Index columns from an image/mp4 output's index.jsonl (already in unit order, the same in every run)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in read_own_text(path).splitlines() if line.strip()]  # regular file only
     cols: dict[str, Any] = {k: [] for k in ("files", *_CLIP_TYPES)}
     for r in rows:
         ordinals = r.get("ordinals") or [-1]
