@@ -163,7 +163,7 @@ def test_a_crafted_manifest_or_errors_file_is_refused_unread(lab: Lab, tmp_path:
     assert run.rc == 1, run.explain()
     assert "CANARY" not in run.stdout + run.stderr and "99999" not in run.stdout + run.stderr, run.explain()
     lines = run.error_lines()
-    assert [ln for ln in lines if "manifest.json" in ln and "symlink" in ln], run.explain()
+    assert [ln for ln in lines if "manifest.json" in ln and "(a symlink); refused" in ln], run.explain()
     assert [ln for ln in lines if "errors.jsonl" in ln and "not a regular file" in ln], run.explain()
 
 
@@ -186,6 +186,23 @@ def test_ls_parquet_on_a_crafted_directory_reads_nothing_outside_it(lab: Lab, tm
     assert not (out / "index.parquet").exists() and "CANARY" not in run.stdout + run.stderr, run.explain()
     assert_no_traceback(run)
     assert tree(lab.base, skip=(lab.runs,)) == before
+
+
+def test_filter_refuses_a_symlinked_duplicates_file(lab: Lab, tmp_path: Path) -> None:
+    """`vidprep filter OUT --drop-duplicates` reads OUT/duplicates.jsonl only as a regular file, never through a
+    symlink to a file outside OUT (its marker never shows up)."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(lab.base / "split", out)
+    record = {"video_id": "CANARY-MARKER", "clip_index": 0, "aug_index": 0, "kept": False}  # valid: read, it works
+    (tmp_path / "outside.jsonl").write_text(json.dumps(record) + "\n")
+    (out / "duplicates.jsonl").symlink_to(tmp_path / "outside.jsonl")
+    run = vidprep("filter", out, "-o", tmp_path / "filtered", "--drop-duplicates", cwd=tmp_path, timeout=60)
+    assert run.rc != 0 and len(run.error_lines()) == 1, run.explain()
+    assert "(a symlink); refused" in run.error_lines()[0], run.explain()
+    assert "CANARY" not in run.stdout + run.stderr and not list((tmp_path / "filtered").glob("shard-*"))
+    assert_no_traceback(run)
 
 
 # ---------------------------------------------------------------------------------------------------- stages

@@ -67,16 +67,17 @@ def load_dropped(src: Path) -> Dropped:
     path = src / "duplicates.jsonl"
     if not path.is_file():
         raise UsageError("--drop-duplicates needs OUT/duplicates.jsonl: run `vidprep dedup OUT` first", path=str(path))
+    from vidprep.shards.manifest import read_own_text  # a regular file in OUT: never read through a symlink
+
     out: Dropped = set()
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            try:
-                rec = json.loads(line)
-                if not rec.get("kept", True):
-                    out.add((str(rec["video_id"]), int(rec["clip_index"]), int(rec["aug_index"])))
-            except (ValueError, TypeError, KeyError, AttributeError) as err:
-                raise UsageError(f"line {number} is not a duplicates record ({type(err).__name__}); re-run "
-                                 "`vidprep dedup`", path=str(path)) from None
+    for number, line in enumerate(read_own_text(path, errors="replace").splitlines(), 1):
+        try:
+            rec = json.loads(line)
+            if not rec.get("kept", True):
+                out.add((str(rec["video_id"]), int(rec["clip_index"]), int(rec["aug_index"])))
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise UsageError(f"line {number} is not a duplicates record ({type(err).__name__}); re-run "
+                             "`vidprep dedup`", path=str(path)) from None
     return out
 
 
