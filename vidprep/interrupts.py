@@ -5,7 +5,8 @@ weakref callback or ``__del__`` run by the garbage collector ("Exception ignored
 went on to the end (exit 0); another signalled run failed the video being written instead (exit 3, its shard no
 longer validating), the interrupt turned into an ordinary error on the way. With
 :func:`install` (the CLI does) the request is also remembered, and :func:`check` raises it again at the engine's
-safe points (every decoded chunk, before a unit is committed, when a video fails), so the run stops with 130.
+safe points (every decoded chunk, before a unit is committed, when a video fails, after each unit), so the run
+stops with 130.
 """
 
 from __future__ import annotations
@@ -32,8 +33,3 @@ def check() -> None:
     """Raise KeyboardInterrupt if Ctrl-C was pressed, even when the first one was swallowed somewhere."""
     if _requested.is_set():
         raise KeyboardInterrupt
-
-
-def requested() -> bool:
-    """Whether Ctrl-C was pressed during this process (as recorded by the handler :func:`install` sets)."""
-    return _requested.is_set()

@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -40,24 +41,22 @@ VFR_TOLERANCE = 0.01
 INTERLACED_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
 
 
-_EARLY: dict[str, tuple[threading.Event, list[VideoInfo | Exception]]] = {}
+_EARLY: dict[str, Future[VideoInfo]] = {}
 
 
 def start_early(path: str | Path, *, timeout_s: float = 30.0) -> None:
     """Start probing ``path`` on a daemon thread now; the next ``probe(path)`` in this process takes its result
     (or its error), as if it had run then. The driver starts the run's first video this way, so ffprobe (0.1 s)
     runs while the run sets up its output rather than before the first decode."""
-    done, box = threading.Event(), list[VideoInfo | Exception]()
+    future: Future[VideoInfo] = Future()
 
     def run() -> None:
         try:
-            box.append(_probe_now(path, timeout_s))
+            future.set_result(_probe_now(path, timeout_s))
         except Exception as err:  # noqa: BLE001 - handed to the caller of probe(path)
-            box.append(err)
-        finally:
-            done.set()
+            future.set_exception(err)
 
-    _EARLY[str(path)] = (done, box)
+    _EARLY[str(path)] = future
     threading.Thread(target=run, name="vidprep-probe-early", daemon=True).start()
 
 
@@ -69,13 +68,7 @@ def probe(path: str | Path, *, timeout_s: float = 30.0) -> VideoInfo:
         ProbeError: empty file, not a readable video, no video stream, or ffprobe timed out.
     """
     early = _EARLY.pop(str(path), None)
-    if early is not None:
-        early[0].wait()
-        result = early[1][0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-    return _probe_now(path, timeout_s)
+    return early.result() if early is not None else _probe_now(path, timeout_s)
 
 
 def _probe_now(path: str | Path, timeout_s: float) -> VideoInfo:

@@ -27,6 +27,7 @@ import numpy as np
 
 from vidprep.errors import DependencyError
 from vidprep.shards import format as fmt
+from vidprep.shards import trust
 from vidprep.shards.atomic import writing
 from vidprep.shards.manifest import read_own_text
 
@@ -70,8 +71,6 @@ def write_index(out_dir: str | Path) -> Path | None:
 
 def _shard_columns(path: Path) -> dict[str, np.ndarray]:
     """The index columns of one shard, in row order (opened as untrusted: `shards ls --parquet DIR` takes any DIR)."""
-    from vidprep.shards import trust
-
     with trust.open_shard(path) as f:
         c = {k: f["clips"][k][:] for k in fmt.CLIP_FIELDS if k != "aug_params"}
         n = len(c["video_index"])
