@@ -18,12 +18,13 @@ Rows:
   through resnet18 in fp32 (best of two runs); compared with warm `vidprep features --every 1` on the same file;
 - one model per family (``--families [--models A,B] [--repeats N]``): resnet18, open_clip:ViT-B-32,
   hf:facebook/dinov2-small, timm:resnet50 and the clip model hf:MCG-NJU/videomae-base, each at its default sampling
-  on 480p 25 fps, 40 s: end-to-end items/s (in-process, warm) ÷ a bare batched
-  loop of the same headless module on the same pre-decoded frames, already preprocessed to the model's size (the
-  irreducible model cost; same threads and precision), also ÷ the decode+model limit, median of N repeats, and
-  the CLI's peak RSS; with ``--dense`` the image models run on every frame of a 10 s input (``--every 1``), so
-  each item costs one decoded frame rather than the 25 of the default 1 frame/s (the model, not decoding, is then
-  what the ratio weighs);
+  on 480p 25 fps, 40 s: end-to-end items/s (in-process, warm) ÷ a bare batched loop of the same headless module
+  on the same pre-decoded frames, already preprocessed to the model's size (the irreducible model cost; same
+  threads, precision and streams: two batches side by side on a CPU), also ÷ the same loop run as one stream of
+  whole batches on all threads (``ratio_one_stream``: the model alone as the issue measured it) and ÷ the
+  decode+model limit, median of N repeats, and the CLI's peak RSS; with ``--dense`` the image models run on every
+  frame of a 10 s input (``--every 1``), so each item costs one decoded frame rather than the 25 of the default
+  1 frame/s (the model, not decoding, is then what the ratio weighs);
 - peak RSS of the CLI: r2plus1d_18 on c1080, and resnet18 on a 30 s vs a 120 s input (a 10 s input at 2 fps
   never fills one 32-frame batch, so its peak is lower for that reason alone).
 Writes benchmarks/results/features.json. Weights are random (`none`): the cost is the same as pretrained.
@@ -60,16 +61,16 @@ def decode_seconds(path: Path, split_args: dict) -> tuple[float, np.ndarray]:
 
 
 def model_rate(model: str, items: np.ndarray, device: str) -> tuple[float, int]:
-    """Items per second of the extractor alone (2D: frames; 3D: clips), after one warm-up batch."""
+    """Items per second of the extractor alone (2D: frames; 3D: clips; its batches on its streams), after one
+    warm-up batch per stream."""
     from vidprep.config import FeaturesConfig
     from vidprep.stages.features import FeatureExtractor
 
     ex = FeatureExtractor(FeaturesConfig(model=model, weights="none", device=device))
     run = ex.extract_frames if ex.spec.kind == "2d" else ex.extract_clips
-    run(items[: ex.batch_size])
+    run(items[: ex.batch_size * ex.streams.streams])
     started = time.perf_counter()
-    for a in range(0, len(items), ex.batch_size):
-        run(items[a : a + ex.batch_size])
+    run(items)
     return len(items) / (time.perf_counter() - started), ex.batch_size
 
 
@@ -165,21 +166,32 @@ FAMILY_MODELS = ("resnet18", "open_clip:ViT-B-32", "hf:facebook/dinov2-small", "
                  "hf:MCG-NJU/videomae-base")
 
 
-def bare_rate(model: str, items: np.ndarray, device: str) -> tuple[float, int]:
-    """Items/s of the backend's headless module alone, on inputs preprocessed beforehand, same batch size."""
+def bare_rate(model: str, items: np.ndarray, device: str, one_stream: bool = False) -> tuple[float, int]:
+    """Items/s of the backend's headless module alone, on inputs preprocessed beforehand, same batch size, run on
+    the extractor's streams as vidprep runs it (two side by side on a CPU); with ``one_stream``, one batch at a
+    time on all threads, with the whole batch of the runtime's table (the model alone as the issues measured it)."""
     import torch
 
     from vidprep.config import FeaturesConfig
     from vidprep.stages.features import FeatureExtractor
+    from vidprep.stages.model_streams import ModelStreams
+    from vidprep.stages.runtime import default_batch_size
 
     ex = FeatureExtractor(FeaturesConfig(model=model, weights="none", device=device))
+    if one_stream:
+        threads = ex.runtime.threads
+        ex.streams = ModelStreams(1, lambda: threads)
+        ex.batch_size = default_batch_size(ex.spec.kind, ex.runtime.device, 1)
     to_tensor = ex._frames_tensor if ex.spec.kind == "2d" else ex._clips_tensor
     batches = [to_tensor(items[a : a + ex.batch_size]) for a in range(0, len(items), ex.batch_size)]
-    with torch.inference_mode(), ex.runtime.autocast():
-        ex.model(batches[0])
-        started = time.perf_counter()
-        for x in batches:
-            ex.model(x).float().cpu()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), ex.runtime.autocast():
+            return ex.model(x).float().cpu()
+
+    list(ex.streams.map(lambda x=x: forward(x) for x in batches[: ex.streams.streams]))  # warm every stream
+    started = time.perf_counter()
+    list(ex.streams.map(lambda x=x: forward(x) for x in batches))
     return len(items) / (time.perf_counter() - started), ex.batch_size
 
 
@@ -204,12 +216,13 @@ def family_case(model: str, device: str, repeats: int, quick: bool, dense: bool 
     seconds = (3 if quick else 10) if dense and not clip_len else (8 if quick else 40)
     path = make_video(f"b480_{seconds}s.mp4", 854, 480, 25, seconds)
     args = [x for k, v in split.items() for x in (f"--{k.replace('_', '-')}", str(v))]
-    bare, e2e, ratios, limits, decodes, loads = [], [], [], [], [], []
+    bare, single, e2e, ratios, limits, decodes, loads = [], [], [], [], [], [], []
     for _ in range(repeats):
         loads.append(os.getloadavg()[0])
         dec_s, frames = decode_seconds(path, dict(split))
         items = clips_of(frames, clip_len) if clip_len else frames
         rate, batch = bare_rate(model, items, device)
+        single.append(bare_rate(model, items, device, one_stream=True)[0])
         warm = inprocess_seconds(path, model, args, device)
         decodes.append(dec_s)
         bare.append(rate)
@@ -220,6 +233,8 @@ def family_case(model: str, device: str, repeats: int, quick: bool, dense: bool 
     row = {"case": f"{model} ({' '.join(args)}, {seconds} s)", "items": len(items), "batch": batch,
            "decode_s": float(np.median(decodes)), "model_items_per_s": float(np.median(bare)),
            "e2e_items_per_s": float(np.median(e2e)), "ratio": float(np.median(ratios)),
+           "one_stream_items_per_s": float(np.median(single)),
+           "ratio_one_stream": float(np.median([e / s for e, s in zip(e2e, single)])),
            "ratios": " ".join(f"{r:.2f}" for r in ratios), "ratio_limit": float(np.median(limits)),
            "load_1m": " ".join(f"{x:.1f}" for x in loads), "peak_rss_mib": rss / 2**20}
     print(row, flush=True)  # long rows: show each as it is measured
@@ -257,7 +272,8 @@ def main() -> None:
         models = args.models.split(",") if args.models else FAMILY_MODELS
         rows = [family_case(m, args.device, args.repeats, args.quick, args.dense) for m in models]
         report("features_families", ["case", "items", "batch", "decode_s", "model_items_per_s", "e2e_items_per_s",
-                                     "ratio", "ratios", "ratio_limit", "load_1m", "peak_rss_mib"], rows,
+                                     "ratio", "ratios", "one_stream_items_per_s", "ratio_one_stream", "ratio_limit",
+                                     "load_1m", "peak_rss_mib"], rows,
                {"device": args.device, "targets": "ratio >= 0.85"})
         return
     a720 = make_video("a720_10s.mp4" if args.quick else "a720_60s.mp4", 1280, 720, 30, 10 if args.quick else 60)

@@ -3,9 +3,9 @@
 A clip model (3D convnet, VideoMAE) would otherwise wait for the whole decode before its first forward pass, and
 decoding then adds to the model's time instead of overlapping it. With a frame-count clip plan (``--clip-frames T
 --stride S``, no scene cuts) the clips are known in advance: frames ``[kS, kS + T)``. This frame step cuts those
-clips from the frames as they pass (the frames as stored: it runs after any pixel-changing step) and runs the model
-on them in batches of the extractor's batch size, in plan order, i.e. in the same groups
-:func:`vidprep.engine.featurize.clip_features_3d` would form, so the features are the same. The clip step
+clips from the frames as they pass (the frames as stored: it runs after any pixel-changing step) and starts the
+model on them (on the extractor's streams) in batches of the extractor's batch size, in plan order, i.e. in the
+same groups :func:`vidprep.engine.featurize.clip_features_3d` would form, so the features are the same. The clip step
 :class:`vidprep.engine.featurize.ClipFeatures` takes them for rows with exactly such a span (unpadded) and computes
 any other row (a padded or shorter tail clip) itself.
 
@@ -15,6 +15,7 @@ augmentation, or frames read from an input shard.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,7 +55,7 @@ class StreamedClipFeatures(Observer):
         self._next = 0  # first frame of the next clip
         self._pending: list[tuple[int, np.ndarray]] = []
         self._spans: list[tuple[int, int]] = []
-        self._features: list[np.ndarray] = []
+        self._started: list[Future[np.ndarray]] = []  # one per batch, in plan order
 
     def push(self, chunk: Chunk) -> Chunk:
         if not self.active:
@@ -74,16 +75,17 @@ class StreamedClipFeatures(Observer):
     def finish(self) -> dict[str, np.ndarray]:
         if self._pending:
             self._run()
+        features = [feat.astype(np.float32) for batch in self._started for feat in batch.result()]
         spans = np.array(self._spans, np.int64).reshape(-1, 2)
-        features = np.stack(self._features) if self._features else np.zeros((0, self.extractor.dim), np.float32)
+        stacked = np.stack(features) if features else np.zeros((0, self.extractor.dim), np.float32)
         self.start(None)
-        return {"spans": spans, "features": features}
+        return {"spans": spans, "features": stacked}
 
     def _run(self) -> None:
+        """Start the pending clips as one batch on a stream (waits while every stream is busy)."""
         from vidprep.engine.featurize import fit_length
 
         clips = np.stack([fit_length(frames, self.clip_len) for _, frames in self._pending])
-        for (first, _), feat in zip(self._pending, self.extractor.extract_clips(clips)):
-            self._spans.append((first, first + self.length))
-            self._features.append(feat.astype(np.float32))
+        self._started.append(self.extractor.submit_clips(clips))
+        self._spans.extend((first, first + self.length) for first, _ in self._pending)
         self._pending = []

@@ -9,6 +9,7 @@ re-reads its frames). Augmented copies exist only while they are made, so their 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,26 +29,28 @@ if TYPE_CHECKING:
 
 @dataclass
 class FrameFeatures:
-    """Per-frame features of a 2D model, computed in batches while frames stream in."""
+    """Per-frame features of a 2D model, computed in batches while frames stream in: each full batch is started on
+    one of the extractor's streams (``submit`` waits while they are all busy) and collected, in order, at the end."""
 
-    extract: Callable[[np.ndarray], np.ndarray]
+    submit: Callable[[np.ndarray], Future[np.ndarray]]
     batch_size: int
     _pending: list[np.ndarray] = field(default_factory=list)
-    _done: list[np.ndarray] = field(default_factory=list)
+    _started: list[Future[np.ndarray]] = field(default_factory=list)
 
     def add(self, rgb: np.ndarray) -> None:
-        """Queue (n,H,W,3) frames; run the model whenever a full batch is ready."""
+        """Queue (n,H,W,3) frames; start the model whenever a full batch is ready."""
         self._pending.extend(rgb)
         while len(self._pending) >= self.batch_size:
             batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
-            self._done.append(self.extract(np.stack(batch)))
+            self._started.append(self.submit(np.stack(batch)))
 
     def result(self) -> np.ndarray:
-        """(F,D) features of every frame added so far (flushes the last partial batch)."""
+        """(F,D) features of every frame added so far (flushes the last partial batch, waits for every batch)."""
         if self._pending:
-            self._done.append(self.extract(np.stack(self._pending)))
+            self._started.append(self.submit(np.stack(self._pending)))
             self._pending = []
-        return np.concatenate(self._done, axis=0) if self._done else np.zeros((0, 0), np.float32)
+        done = [f.result() for f in self._started]
+        return np.concatenate(done, axis=0) if done else np.zeros((0, 0), np.float32)
 
 
 def clip_features_2d(per_frame: np.ndarray, rows: list[ClipRow], run_offset: int, how: str) -> None:
@@ -58,18 +61,21 @@ def clip_features_2d(per_frame: np.ndarray, rows: list[ClipRow], run_offset: int
 
 
 def clip_features_3d(
-    extract: Callable[[np.ndarray], np.ndarray],
+    submit: Callable[[np.ndarray], Future[np.ndarray]],
     rows: list[ClipRow],
     read: Callable[[int, int], np.ndarray],
     batch_size: int,
     clip_len: int,
 ) -> None:
-    """Attach 3D-model features to clip rows, reading each clip's frames and batching clips of equal shape."""
+    """Attach 3D-model features to clip rows, reading each clip's frames and batching clips of equal shape; a
+    batch is read while the ones before it run (``submit`` waits while every stream is busy)."""
+    started = []
     for i in range(0, len(rows), batch_size):
         chunk = rows[i : i + batch_size]
         clips = [fit_length(pad_rows(read(r.frame_start, r.frame_stop), r.padded), clip_len) for r in chunk]
-        feats = extract(np.stack(clips))
-        for row, feat in zip(chunk, feats):
+        started.append((chunk, submit(np.stack(clips))))
+    for chunk, future in started:
+        for row, feat in zip(chunk, future.result()):
             row.features = feat.astype(np.float32)
 
 
@@ -119,7 +125,7 @@ class FrameFeatureStep(Observer):
         self._acc: FrameFeatures | None = None
 
     def start(self, video: Video) -> None:
-        self._acc = FrameFeatures(self.extractor.extract_frames, self.extractor.batch_size)
+        self._acc = FrameFeatures(self.extractor.submit_frames, self.extractor.batch_size)
 
     def push(self, chunk: Chunk) -> Chunk:
         assert self._acc is not None, "push before start"
@@ -155,7 +161,7 @@ class ClipFeatures(RowStep):
                 clip_features_2d(video.arrays["features"]["per_frame"], todo, 0, self.pool)
         else:
             todo = _take_streamed(video, todo)
-            clip_features_3d(ex.extract_clips, todo, video.read, ex.batch_size, self.clip_len)
+            clip_features_3d(ex.submit_clips, todo, video.read, ex.batch_size, self.clip_len)
         for row in rows:
             if row.features is not None:
                 row.features = row.features.astype(self.dtype)

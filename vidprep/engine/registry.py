@@ -93,7 +93,8 @@ def _features(config: RunConfig, env: BuildEnv) -> Steps:
     assert config.features is not None
     share = threads.current()
     extractor = FeatureExtractor(config.features, seed=config.seed, threads=share.threads(),
-                                 before_batch=share.apply, proof=env.weights_proof)
+                                 thread_budget=share.threads, max_threads=share.fixed or share.cpus,
+                                 proof=env.weights_proof)
     steps = Steps([], [ClipFeatures(extractor, config)])
     if extractor.spec.kind == "2d" and config.augment is None:
         steps.frame.append(FrameFeatureStep(extractor))

@@ -2,7 +2,8 @@
 
 A :class:`FeatureExtractor` loads one model of any family (a backend of :mod:`vidprep.stages.models`) once and
 runs it in batches under ``torch.inference_mode()`` with the device, precision, memory format and thread count chosen by
-:mod:`vidprep.stages.runtime`.
+:mod:`vidprep.stages.runtime`; on a CPU, batches run on two streams at once (:mod:`vidprep.stages.model_streams`),
+each batch preprocessed on the stream that runs it.
 
 Preprocessing is the backend's :class:`InputSpec` (for torchvision the chosen weights' ``weights.transforms()``;
 for open_clip, transformers and timm their own eval configs) applied to whole batches with the same torchvision
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ import numpy as np
 from vidprep.config import FeaturesConfig
 from vidprep.errors import ConfigError
 from vidprep.stages.models.fold import fold_batchnorm
+from vidprep.stages.model_streams import ModelStreams, stream_count
 from vidprep.stages.models import MODELS, FeatureSpec, InputSpec, ModelSpec, WeightsProof, get_backend, list_models
 from vidprep.stages.runtime import Runtime, choose_runtime, default_batch_size, memory_format
 
@@ -80,8 +83,11 @@ class FeatureExtractor:
     Arguments:
         cfg: model, weights, device, precision, batch size and pooling options.
         seed: seeds the random initialization for ``weights="none"``.
-        threads: intra-op CPU threads for this process (default: torch's current count).
-        before_batch: called before every forward pass (the engine re-balances threads there).
+        threads: intra-op CPU threads for this model now (default: torch's current count).
+        thread_budget: the threads it may use, re-read before every batch (the engine's share, which changes as
+            other units start and finish; default: ``threads`` always).
+        max_threads: the most ``thread_budget`` can give (sets how many streams a CPU model gets; default
+            ``threads``).
         proof: the driver's check of the weights file (`verify_weights`), so it is not hashed again.
 
     Raises:
@@ -90,9 +96,9 @@ class FeatureExtractor:
     """
 
     def __init__(self, cfg: FeaturesConfig, *, seed: int = 0, threads: int | None = None,
-                 before_batch: Callable[[], object] | None = None, proof: WeightsProof | None = None) -> None:
+                 thread_budget: Callable[[], int] | None = None, max_threads: int | None = None,
+                 proof: WeightsProof | None = None) -> None:
         self.cfg = cfg
-        self.before_batch = before_batch
         self.backend = get_backend(cfg.model)
         self.runtime: Runtime = choose_runtime(cfg.device, cfg.precision, threads)
         choice = self.backend.resolve_weights(cfg.weights)
@@ -104,10 +110,14 @@ class FeatureExtractor:
             model, self.batchnorm_folded = fold_batchnorm(model)
         self.memory_format = memory_format(self.spec.kind, self.spec.channels_last, self.runtime.device)
         self.model = model.to(self.runtime.device, memory_format=self.memory_format)
-        self.default_batch_size = default_batch_size(self.spec.kind, self.runtime.device)
+        fixed = self.runtime.threads
+        self.streams = ModelStreams(stream_count(self.runtime.device, max_threads or fixed),
+                                    thread_budget or (lambda: fixed))
+        self.default_batch_size = default_batch_size(self.spec.kind, self.runtime.device, self.streams.streams)
         self.batch_size = cfg.batch_size or self.default_batch_size
-        log.info("features: %s (%s) on %s, %s, batch %d, %d threads", self.spec.name, self.weights_info["weights"],
-                 self.runtime.device, self.runtime.precision, self.batch_size, self.runtime.threads)
+        log.info("features: %s (%s) on %s, %s, batch %d, %d threads, %d streams", self.spec.name,
+                 self.weights_info["weights"], self.runtime.device, self.runtime.precision, self.batch_size,
+                 self.runtime.threads, self.streams.streams)
 
     @property
     def dim(self) -> int:
@@ -124,7 +134,8 @@ class FeatureExtractor:
                 **self.weights_info,
                 "preprocessing": self.preprocess_spec(), "precision": self.runtime.precision,
                 "device": self.runtime.device, "memory_format": str(self.memory_format).removeprefix("torch."),
-                "batch_size": self.batch_size, "batchnorm_folded": self.batchnorm_folded}
+                "batch_size": self.batch_size, "streams": self.streams.streams,
+                "batchnorm_folded": self.batchnorm_folded}
 
     def extract_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N,H,W,3) uint8 frames -> (N,D) float32 features (2D models)."""
@@ -132,6 +143,22 @@ class FeatureExtractor:
         if self.spec.kind != "2d":
             raise ConfigError(f"--model {self.spec.name} is a 3D video model: it takes clips, not single frames")
         return self._batched(frames, self._frames_tensor)
+
+    def submit_frames(self, frames: np.ndarray) -> Future[np.ndarray]:
+        """Start the features of one batch of (N,H,W,3) uint8 frames (2D models) on a stream; (N,D) float32 when
+        done. Waits first while every stream is busy, so a caller feeding batches as frames decode stays bounded."""
+        _check_uint8(frames, 4, "frames")
+        if self.spec.kind != "2d":
+            raise ConfigError(f"--model {self.spec.name} is a 3D video model: it takes clips, not single frames")
+        return self.streams.submit(lambda: self._forward(self._frames_tensor, frames))
+
+    def submit_clips(self, clips: np.ndarray) -> Future[np.ndarray]:
+        """Start the features of one batch of (B,T,H,W,3) uint8 clips (3D models) on a stream, as
+        :meth:`submit_frames` does for frames."""
+        _check_uint8(clips, 5, "clips")
+        if self.spec.kind != "3d":
+            raise ConfigError(f"--model {self.spec.name} is a 2D image model: submit its clips' frames instead")
+        return self.streams.submit(lambda: self._forward(self._clips_tensor, clips))
 
     def extract_clips(self, clips: np.ndarray) -> np.ndarray:
         """(B,T,H,W,3) uint8 clips -> (B,D) float32 features.
@@ -151,19 +178,21 @@ class FeatureExtractor:
         return self.backend.encode_text(self.model, prompts).cpu().numpy().astype(np.float32)
 
     def _batched(self, data: np.ndarray, to_tensor: Any) -> np.ndarray:
-        """Run the model over ``data`` in batches of ``self.batch_size``; float32 (N,D) out."""
+        """Run the model over ``data`` in batches of ``self.batch_size`` on the streams; float32 (N,D) out."""
+        size = self.batch_size
+        jobs = (lambda a=a: self._forward(to_tensor, data[a:a + size]) for a in range(0, len(data), size))
+        out = list(self.streams.map(jobs))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def _forward(self, to_tensor: Any, batch: np.ndarray) -> np.ndarray:
+        """One batch: preprocess, forward under inference mode and the runtime's autocast, float32 numpy out."""
         import torch
 
-        out = []
         with torch.inference_mode():
-            for start in range(0, len(data), self.batch_size):
-                if self.before_batch is not None:
-                    self.before_batch()
-                x = to_tensor(data[start:start + self.batch_size])
-                with self.runtime.autocast():
-                    y = self.model(x)
-                out.append(y.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+            x = to_tensor(batch)
+            with self.runtime.autocast():
+                y = self.model(x)
+            return y.float().cpu().numpy()
 
     def _uint8_nchw(self, frames: np.ndarray) -> Any:
         """(N,H,W,3) numpy -> uint8 (N,3,H,W) tensor on the device (a channels-last view, no copy on the CPU)."""

@@ -16,11 +16,15 @@ bf16; fp32 unless noted; resnet18 in images/s at 224 px, r2plus1d_18 in 16x112x1
   cuDNN; transformers (vit_b_16, swin3d_t) keep the default layout.
 - threads: the caller passes ``threads`` (the engine gives a unit the CPUs it may use, affinity mask and cgroup
   quota, divided among the units running: `vidprep.executors.threads`); without it torch's own count is kept.
+  On a CPU they are split between two streams that run batches side by side (`vidprep.stages.model_streams`).
   ``OMP_WAIT_POLICY=PASSIVE`` is set before torch is first imported, so idle OpenMP threads sleep instead of
   spinning on cores that the decoder (ffmpeg) needs while inference waits for frames.
 - batch size on CPU: 32 frames (2D; 16 and 32 were within noise, 32 amortizes per-call overhead) and 2 clips (3D;
-  4 was no faster, and long-clip models such as s3d need ~0.2 GB of activations per clip in the first layers);
-  on accelerators 128 frames / 16 clips (not measured here: a GPU-typical starting point).
+  4 was no faster, and long-clip models such as s3d need ~0.2 GB of activations per clip in the first layers)
+  in flight, shared by the streams that run batches side by side (:mod:`vidprep.stages.model_streams`): with
+  two, 16 frames / 1 clip per forward pass (resnet18 bf16 with two streams: 8, 16 and 32 frames per pass within
+  noise, peak memory growing with the batch; r2plus1d_18: 1 clip on each of two streams 1.5x one stream of 2, same
+  peak memory); on accelerators 128 frames / 16 clips (not measured here: a GPU-typical starting point).
 """
 
 from __future__ import annotations
@@ -166,9 +170,10 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     return any(flag in flags for flag in BF16_FLAGS)
 
 
-def default_batch_size(kind: str, device: str) -> int:
-    """Frames (2D) or clips (3D) per forward pass when ``--batch-size`` is not given."""
-    return BATCH_SIZES[(kind, "cpu" if device == "cpu" else "accel")]
+def default_batch_size(kind: str, device: str, streams: int = 1) -> int:
+    """Frames (2D) or clips (3D) per forward pass when ``--batch-size`` is not given: the batch of the table above
+    shared among the streams that run at once (so the frames in flight, and the memory they take, stay the same)."""
+    return max(1, BATCH_SIZES[(kind, "cpu" if device == "cpu" else "accel")] // max(1, streams))
 
 
 def memory_format(kind: str, convnet: bool, device: str) -> Any:
