@@ -88,6 +88,10 @@ def test_family_end_to_end_shapes_identity_determinism_resume(videos: list[Path]
     assert feats.shape == (n_clips, dim) and feats.dtype == np.float32 and np.isfinite(feats).all()
     described = config_json(out)["features_model"]
     assert described["model"] == model and described["dim"] == dim
+    from vidprep.executors import threads
+
+    share = threads.current()  # two streams of a CPU model whenever the run may use two or more threads
+    assert described["streams"] == min(2, share.fixed or share.cpus)
     if weights == "DEFAULT":  # a file from the model dir: known by its content
         weights_file = Path(described["weights"])
         assert weights_file.parent == Path(model.partition(":")[2]).resolve()

@@ -27,6 +27,7 @@ import numpy as np
 
 from vidprep.config import FeaturesConfig
 from vidprep.errors import ConfigError
+from vidprep.stages.models.attention import widen_attention_inputs
 from vidprep.stages.models.fold import fold_batchnorm
 from vidprep.stages.model_streams import ModelStreams, stream_count
 from vidprep.stages.models import MODELS, FeatureSpec, InputSpec, ModelSpec, WeightsProof, get_backend, list_models
@@ -108,6 +109,9 @@ class FeatureExtractor:
         self.batchnorm_folded = 0
         if self.backend.family in FOLDED_FAMILIES:
             model, self.batchnorm_folded = fold_batchnorm(model)
+        self.attention_widened = 0
+        if self.runtime.precision in ("bf16", "fp16"):
+            model, self.attention_widened = widen_attention_inputs(model)
         self.memory_format = memory_format(self.spec.kind, self.spec.channels_last, self.runtime.device)
         self.model = model.to(self.runtime.device, memory_format=self.memory_format)
         fixed = self.runtime.threads
@@ -135,7 +139,7 @@ class FeatureExtractor:
                 "preprocessing": self.preprocess_spec(), "precision": self.runtime.precision,
                 "device": self.runtime.device, "memory_format": str(self.memory_format).removeprefix("torch."),
                 "batch_size": self.batch_size, "streams": self.streams.streams,
-                "batchnorm_folded": self.batchnorm_folded}
+                "batchnorm_folded": self.batchnorm_folded, "attention_inputs_widened": self.attention_widened}
 
     def extract_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N,H,W,3) uint8 frames -> (N,D) float32 features (2D models)."""
