@@ -99,3 +99,31 @@ def test_extractor_streams_give_the_single_stream_features() -> None:
     assert two.describe()["streams"] == 2 and two.describe()["batch_size"] == 16
     frames = np.random.default_rng(0).integers(0, 256, (40, 64, 80, 3), dtype=np.uint8)
     np.testing.assert_allclose(two.extract_frames(frames), one.extract_frames(frames), rtol=1e-4, atol=1e-4)
+
+
+def test_stream_threads_are_daemons_that_end_with_their_streams() -> None:
+    """Live non-daemon threads would make a finished CLI command fall back to the interpreter's slow teardown
+    (vidprep.cli.fast_exit); idle stream threads end when their streams are collected."""
+    import gc
+
+    streams = ModelStreams(2, lambda: 2)
+    assert list(streams.map([lambda: 1, lambda: 2])) == [1, 2]
+    threads = list(streams._threads)
+    assert len(threads) == 2 and all(t.daemon and t.is_alive() for t in threads)
+    del streams
+    gc.collect()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_features_command_leaves_no_thread_to_join(numbered_video, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After `vidprep features` (two streams on any machine with two CPUs) only daemon threads are left, so the
+    process entry point takes its fast exit instead of the interpreter's teardown."""
+    from clihelp import cli
+
+    result = cli("features", numbered_video, "-o", tmp_path / "out", "--model", "resnet18", "--weights", "none",
+                 "--every", "4", "--size", "64", "--executor", "serial", "-q")
+    assert result.exit_code == 0, result.output
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    assert left == []

@@ -11,15 +11,22 @@ the streams, re-read before every batch, because the engine's budget changes as 
 Accelerators run one stream (their kernels are asynchronous already).
 
 Results come back in submission order; at most as many batches are in flight as streams may run, so a caller that
-submits while decoding holds at most that many batches of frames in memory.
+submits while decoding holds at most that many batches of frames in memory. The stream threads are daemons (a
+``ThreadPoolExecutor``'s are not): a finished command leaves at once (`vidprep.cli.fast_exit`) instead of falling
+back to the interpreter's 1-3 s teardown because a live non-daemon thread must be joined; every result a command
+needs has been collected before it ends, so nothing is lost. They are stopped and joined when their streams are
+collected and at exit (``weakref.finalize``, whose exit hook the fast exit runs too): a daemon thread still alive
+when the interpreter finalizes is killed wherever it is, and inside torch's C++ code that aborts the process.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, TypeVar
 
 #: Streams of a CPU extractor when the budget allows (two measured above; more would only multiply the memory
@@ -46,9 +53,10 @@ class ModelStreams:
     def __init__(self, streams: int, budget: Callable[[], int]) -> None:
         self.streams = max(1, streams)
         self.budget = budget
-        self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="vidprep-model")
-        self._local = threading.local()
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any], int] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._in_flight: deque[Future[Any]] = deque()
+        self._stop = weakref.finalize(self, _stop, self._jobs, self._threads)  # at collection or at exit
 
     def active(self) -> tuple[int, int]:
         """(streams allowed to run now, intra-op threads for each) from the current budget."""
@@ -67,7 +75,13 @@ class ModelStreams:
                 break
             wait(busy, return_when=FIRST_COMPLETED)
             self._in_flight = deque(f for f in self._in_flight if not f.done())
-        future = self._pool.submit(self._run, job, each)
+        if len(self._threads) < running:
+            thread = threading.Thread(target=_serve, args=(self._jobs,), daemon=True,
+                                      name=f"vidprep-model-{len(self._threads)}")
+            thread.start()
+            self._threads.append(thread)
+        future: Future[T] = Future()
+        self._jobs.put((future, job, each))
         self._in_flight.append(future)
         return future
 
@@ -81,11 +95,29 @@ class ModelStreams:
         while pending:
             yield pending.popleft().result()
 
-    def _run(self, job: Callable[[], T], threads: int) -> T:
-        """On a stream thread: set this thread's intra-op threads when they changed, then run the job."""
-        if getattr(self._local, "threads", None) != threads:
+
+def _serve(jobs: queue.SimpleQueue) -> None:
+    """A stream thread: run jobs until told to stop, setting this thread's intra-op threads when they change."""
+    applied = None
+    while (item := jobs.get()) is not None:
+        future, job, threads = item
+        if not future.set_running_or_notify_cancel():
+            continue
+        if threads != applied:
             import torch
 
             torch.set_num_threads(threads)
-            self._local.threads = threads
-        return job()
+            applied = threads
+        try:
+            future.set_result(job())
+        except BaseException as err:  # handed to whoever waits for the result
+            future.set_exception(err)
+
+
+def _stop(jobs: queue.SimpleQueue, threads: list[threading.Thread]) -> None:
+    """End every stream thread once its current job is done, and wait for them (not from a stream thread itself)."""
+    for _ in threads:
+        jobs.put(None)
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join()
