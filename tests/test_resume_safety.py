@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,8 +227,9 @@ def test_cleanup_survives_a_temp_vanishing_after_listing(
     assert find_temp(tmp_path) == []
 
 
-def _scratch_fds(pid: int) -> list[str]:
-    """Targets of the process's open descriptors that are scratch files."""
+def _scratch_fds(pid: int, directory: Path) -> list[str]:
+    """Targets of the process's open descriptors that are scratch files in ``directory``: a named one
+    (``.vidprep-frames-*``) or an anonymous O_TMPFILE one (``DIR/#inode (deleted)``)."""
     found = []
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
@@ -238,7 +240,7 @@ def _scratch_fds(pid: int) -> list[str]:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
-        if ".vidprep-frames-" in target:
+        if ".vidprep-frames-" in target or re.fullmatch(re.escape(str(directory.resolve())) + r"/#\d+ \(deleted\)", target):
             found.append(target)
     return found
 
@@ -255,7 +257,7 @@ def test_sigkill_with_scratch_open_leaves_no_scratch_or_temp(six_videos: Path, t
     seen: list[str] = []
     try:
         while proc.poll() is None and not seen:
-            seen = _scratch_fds(proc.pid)
+            seen = _scratch_fds(proc.pid, out)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -15,18 +15,13 @@ import numpy as np
 class ScratchFrames:
     """Frames of one video appended to an anonymous temp file; rows read back by range.
 
-    The file is unlinked right after it is created and only the open descriptor is kept, so its space is returned
-    when the process ends in any way (SIGKILL, out of memory included) and no name is ever left behind.
+    The file never has a name (``O_TMPFILE`` through ``tempfile.TemporaryFile``; where the kernel or filesystem
+    lacks it, it is unlinked right after it is created), only the open descriptor is kept, so its space is returned
+    when the process ends in any way (SIGKILL, out of memory included) and no name is left behind.
     """
 
     def __init__(self, directory: str | None = None) -> None:
-        fd, path = tempfile.mkstemp(prefix=".vidprep-frames-", suffix=".raw", dir=directory)
-        try:
-            os.unlink(path)
-        except OSError:
-            os.close(fd)
-            raise
-        self._file = os.fdopen(fd, "w+b")
+        self._file = tempfile.TemporaryFile("w+b", prefix=".vidprep-frames-", suffix=".raw", dir=directory)
         self._shape: tuple[int, ...] | None = None
         self.rows = 0
 
