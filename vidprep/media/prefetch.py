@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import subprocess
+import threading
 
 #: The commands that never decode videos; every other command (probe, run and each registered stage) asks ffmpeg
 #: about itself first. Listed this way so a new stage needs no entry here (this module imports no vidprep code).
@@ -19,6 +20,7 @@ FILTERS = ("ffmpeg", "-hide_banner", "-filters")
 VERSIONS = (("ffmpeg", "-version"), ("ffprobe", "-version"))
 
 _started: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
+_lock = threading.Lock()  # a query is taken by exactly one of: its collector, or the exit reaper
 
 
 def start_for(argv: list[str]) -> None:
@@ -39,11 +41,19 @@ def start_for(argv: list[str]) -> None:
 
 def take(argv: list[str]) -> subprocess.Popen[bytes] | None:
     """The already started process running exactly ``argv``, once; None if none was started."""
-    return _started.pop(tuple(argv), None)
+    with _lock:
+        return _started.pop(tuple(argv), None)
 
 
 def _reap() -> None:
-    for proc in _started.values():
+    """At exit: kill and wait for the queries nobody collected. One still being collected on another thread is
+    that thread's (two ``communicate`` calls on one process close its pipes under each other)."""
+    with _lock:
+        left = list(_started.values())
+        _started.clear()
+    for proc in left:
         proc.kill()
-        proc.communicate()
-    _started.clear()
+        try:
+            proc.communicate()
+        except (OSError, ValueError):  # pipes already gone: the process is killed, which is what matters here
+            proc.wait()
