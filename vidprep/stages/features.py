@@ -143,18 +143,20 @@ class FeatureExtractor:
 
     def extract_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N,H,W,3) uint8 frames -> (N,D) float32 features (2D models)."""
-        _check_uint8(frames, 4, "frames")
-        if self.spec.kind != "2d":
-            raise ConfigError(f"--model {self.spec.name} is a 3D video model: it takes clips, not single frames")
-        return self._batched(frames, self._frames_tensor)
+        return self._batched(self._checked_frames(frames), self._frames_tensor)
 
     def submit_frames(self, frames: np.ndarray) -> Future[np.ndarray]:
         """Start the features of one batch of (N,H,W,3) uint8 frames (2D models) on a stream; (N,D) float32 when
         done. Waits first while every stream is busy, so a caller feeding batches as frames decode stays bounded."""
+        frames = self._checked_frames(frames)
+        return self.streams.submit(lambda: self._forward(self._frames_tensor, frames))
+
+    def _checked_frames(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` if they are uint8 (N,H,W,3) and this is a 2D model; ValueError / ConfigError otherwise."""
         _check_uint8(frames, 4, "frames")
         if self.spec.kind != "2d":
             raise ConfigError(f"--model {self.spec.name} is a 3D video model: it takes clips, not single frames")
-        return self.streams.submit(lambda: self._forward(self._frames_tensor, frames))
+        return frames
 
     def submit_clips(self, clips: np.ndarray) -> Future[np.ndarray]:
         """Start the features of one batch of (B,T,H,W,3) uint8 clips (3D models) on a stream, as

@@ -55,8 +55,8 @@ class ModelStreams:
         self.budget = budget
         self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any], int] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._in_flight: deque[Future[Any]] = deque()
-        self._stop = weakref.finalize(self, _stop, self._jobs, self._threads)  # at collection or at exit
+        self._in_flight: list[Future[Any]] = []  # submitted and not yet done
+        weakref.finalize(self, _stop, self._jobs, self._threads)  # at collection or at exit
 
     def active(self) -> tuple[int, int]:
         """(streams allowed to run now, intra-op threads for each) from the current budget."""
@@ -67,14 +67,10 @@ class ModelStreams:
     def submit(self, job: Callable[[], T]) -> Future[T]:
         """Queue ``job``; wait first while as many jobs as streams may run now are still running."""
         running, each = self.active()
-        while True:
-            while self._in_flight and self._in_flight[0].done():
-                self._in_flight.popleft()
-            busy = [f for f in self._in_flight if not f.done()]
-            if len(busy) < running:
-                break
-            wait(busy, return_when=FIRST_COMPLETED)
-            self._in_flight = deque(f for f in self._in_flight if not f.done())
+        self._in_flight = [f for f in self._in_flight if not f.done()]
+        while len(self._in_flight) >= running:
+            wait(self._in_flight, return_when=FIRST_COMPLETED)
+            self._in_flight = [f for f in self._in_flight if not f.done()]
         if len(self._threads) < running:
             thread = threading.Thread(target=_serve, args=(self._jobs,), daemon=True,
                                       name=f"vidprep-model-{len(self._threads)}")
