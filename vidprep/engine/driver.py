@@ -71,7 +71,9 @@ class RunSummary:
 
 
 def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
-    """Create OUT, refuse one written with another config (unless overwrite), and prove it is writable."""
+    """Create OUT, refuse one written with another config (unless overwrite) or holding entries vidprep never
+    makes (`out_entries`), and prove it is writable."""
+    from vidprep.engine import out_entries
     from vidprep.shards import manifest
     from vidprep.shards.atomic import temp_path_for
 
@@ -85,7 +87,8 @@ def prepare_output(out_dir: Path, record: dict, overwrite: bool) -> None:
         raise UsageError(f"output directory is not writable: {err.strerror}", path=str(out_dir)) from None
     if overwrite:
         clear_output(out_dir)
-    else:
+    out_entries.check(out_dir)  # links or FIFOs under vidprep's names: exit 2 before anything reads them
+    if not overwrite:
         manifest.check_config(out_dir, record)
     manifest.cleanup_temp(out_dir)
 

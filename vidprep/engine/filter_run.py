@@ -106,6 +106,7 @@ def run_filter(src: Path, out: Path, keep: str | None, drop_duplicates: bool, ov
 
 
 def _prepare(out: Path, config: dict, overwrite: bool) -> None:
+    from vidprep.engine import out_entries
     from vidprep.shards import manifest
 
     if overwrite and out.is_dir():
@@ -113,6 +114,7 @@ def _prepare(out: Path, config: dict, overwrite: bool) -> None:
             p.unlink(missing_ok=True)
         shutil.rmtree(out / ".parts", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    out_entries.check(out)
     manifest.check_config(out, config)
 
 

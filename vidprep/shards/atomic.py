@@ -31,6 +31,8 @@ log = logging.getLogger("vidprep.shards.atomic")
 HEARTBEAT_S = 60.0
 #: A temp of another host is abandoned after this many seconds without a heartbeat (10 missed beats).
 STALE_AFTER_S = 10 * HEARTBEAT_S
+#: Lock files and temps are opened with this: a link planted under their name is an error, never followed.
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 TEMP_RE = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>.*)-(?P<pid>\d+)-(?P<rand>[0-9a-f]+)$")
 
 
@@ -168,7 +170,7 @@ class _Claims:
         self._fds = {}
 
     def claim(self, path: Path, lock: bool) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | NOFOLLOW | os.O_CREAT, 0o644)
         try:
             if lock:  # shared: HDF5 opening the temp read-only (validate) takes a shared flock too
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -216,7 +218,7 @@ def release(temp: str | Path) -> None:
 def is_locked(path: Path) -> bool:
     """True when an open file (of any process on this host, this one included) holds an flock on ``path``."""
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | NOFOLLOW)
     except OSError:
         return False
     try:
@@ -233,7 +235,7 @@ def is_locked(path: Path) -> bool:
 @contextlib.contextmanager
 def file_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive flock on the lock file ``path`` (created if missing; Linux NFS clients emulate it)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | NOFOLLOW | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -17,7 +17,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import h5py
 import numpy as np
@@ -33,6 +33,7 @@ log = logging.getLogger("vidprep.shards.manifest")
 MANIFEST_NAME = "manifest.json"
 ERRORS_NAME = "errors.jsonl"
 LOCK_NAME = ".manifest.lock"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 ERROR_FIELDS = ("path", "video_id", "stage", "error_type", "message", "time")
 MAX_MESSAGE_CHARS = 2000
 
@@ -92,17 +93,24 @@ def read_own_text(path: Path, errors: str = "strict") -> str:
     directory is read, and a FIFO named like one never blocks the run. FileNotFoundError when it is absent;
     ShardError naming the file when it is refused.
     """
+    with _open_own(path) as fh:
+        return fh.read().decode("utf-8", errors)
+
+
+def _open_own(path: Path) -> BinaryIO:
+    """``path`` opened for reading when it is a regular file itself (not a link, FIFO, device or directory)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise
     except OSError as err:
-        reason = "a symlink" if path.is_symlink() else err.strerror
+        reason = "a symlink" if Path(path).is_symlink() else err.strerror
         raise ShardError(f"cannot read ({reason}); refused", path=str(path)) from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ShardError("not a regular file (FIFO, device or directory); refused", path=str(path))
-        return fh.read().decode("utf-8", errors)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ShardError("not a regular file (FIFO, device or directory); refused", path=str(path))
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def load(out_dir: str | Path) -> dict[str, Any]:
@@ -190,12 +198,17 @@ def check_config(out_dir: str | Path, config: dict) -> None:
 
 
 def rebuild(out_dir: str | Path, *, config: dict | None = None) -> dict[str, Any]:
-    """Recreate manifest.json from the shard files on disk (recovery when it was lost or disagrees)."""
+    """Recreate manifest.json from the shard files on disk (recovery when it was lost or disagrees).
+
+    Raises:
+        ShardError: a shard is refused by `trust.open_shard` (it would read another file, or is not a shard).
+    """
     from vidprep.shards.summary import shard_entry
+    from vidprep.shards.trust import open_shard
 
     built = empty_manifest(config)
     for path in fmt.find_shards(out_dir):
-        with h5py.File(path, "r") as f:
+        with open_shard(path) as f:
             failed = json.loads(f["meta/errors_json"].asstr()[()]) if "meta/errors_json" in f else []
             entry = shard_entry(f, path)
             entry["input_ids"] = entry["video_ids"] + [e["video_id"] for e in failed if e.get("video_id")]
@@ -229,7 +242,11 @@ def append_error(out_dir: str | Path, record: dict[str, Any]) -> None:
     rec["message"] = " ".join(str(rec.get("message") or "").split())[:MAX_MESSAGE_CHARS]
     rec["time"] = rec.get("time") or _utc_now()
     line = (json.dumps(rec, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    fd = os.open(Path(out_dir) / ERRORS_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:  # never through a link: a crafted errors.jsonl -> ~/.bashrc must not be appended to
+        fd = os.open(Path(out_dir) / ERRORS_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+    except OSError as err:
+        raise ShardError(f"cannot append an error record ({err.strerror}); refused",
+                         path=str(Path(out_dir) / ERRORS_NAME)) from None
     try:
         if _ends_torn(fd):  # a writer died mid-line: start ours on a fresh line
             line = b"\n" + line
@@ -280,9 +297,12 @@ def compact_errors(out_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def fsync_and_hash(path: Path) -> tuple[str, int]:
-    """sha256 and size of a closed file, fsynced so its bytes are on disk before it is renamed."""
+    """sha256 and size of a closed file, fsynced so its bytes are on disk before it is renamed.
+
+    Only a regular file under ``path`` itself is read (a link is refused, a FIFO never blocks): ShardError otherwise.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with _open_own(path) as fh:
         for block in iter(lambda: fh.read(4 * 2**20), b""):
             h.update(block)
         os.fsync(fh.fileno())

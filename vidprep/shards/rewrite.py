@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from vidprep.errors import UsageError
+from vidprep.shards.trust import open_shard
 
 STATE_ATTR = "features_normalization"
 BLOCK = 4096
@@ -24,13 +25,13 @@ def shard_config(path: Path) -> dict:
     """The shard's recorded config (``/meta/config_json``), {} when absent."""
     from vidprep.shards.format import META_CONFIG, read_json_attr
 
-    with h5py.File(path, "r") as f:
+    with open_shard(path) as f:
         return read_json_attr(f, META_CONFIG, default={}) or {}
 
 
 def raw_feature_blocks(path: Path) -> Iterator[np.ndarray]:
     """The shard's raw features in blocks of rows, as float64; refuses a shard that is already normalized."""
-    with h5py.File(path, "r") as f:
+    with open_shard(path) as f:
         if f.attrs.get(STATE_ATTR):
             raise UsageError("shards were normalized with statistics that are gone; re-run with --overwrite",
                              path=str(path))
@@ -47,7 +48,7 @@ def rewrite_normalized(out: Path, path: Path, apply: Callable[[np.ndarray], np.n
     from vidprep.shards.manifest import fsync_and_hash, record_shard
     from vidprep.shards.summary import shard_entry
 
-    with h5py.File(path, "r") as src:
+    with open_shard(path) as src:
         done = src.attrs.get(STATE_ATTR)
         if done == digest:
             return

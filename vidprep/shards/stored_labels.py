@@ -15,6 +15,7 @@ import numpy as np
 
 from vidprep.errors import ShardError
 from vidprep.shards.format import META_CLASSES, read_json_attr
+from vidprep.shards.trust import open_shard
 
 MAX_ROWS = 100_000_000  # more clip rows or videos than any real shard holds: refuse before allocating
 
@@ -36,7 +37,7 @@ class StoredLabels:
 def read_stored_labels(path: str | Path) -> StoredLabels:
     """Class names and per-video clip labels of a frame shard; ShardError when they cannot be read safely."""
     try:
-        with h5py.File(path, "r") as f:
+        with open_shard(path, layout=False) as f:  # untrusted input: no links, external or virtual data
             ids = _plain_dataset(f, "videos/id").asstr()[:].tolist()
             offsets = _plain_dataset(f, "videos/clip_offset")[:]
             labels = _plain_dataset(f, "clips/label")[:]

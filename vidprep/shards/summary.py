@@ -17,20 +17,22 @@ def completed_shards(out_dir: Path, skip: Collection[str] = ()) -> Iterator[tupl
 
     The entry's ``input_ids`` are the video ids the unit was made from: stored ones and failed ones.
     """
+    from vidprep.errors import ShardError
     from vidprep.shards.manifest import fsync_and_hash
+    from vidprep.shards.trust import open_shard
 
     for path in sorted(out_dir.glob("shard-*.h5")):
         if path.name in skip:
             continue
         try:
-            with h5py.File(path, "r") as f:
+            with open_shard(path) as f:  # read back like any untrusted shard: no links, external or virtual data
                 errors = json.loads(f["meta/errors_json"][()].decode()) if "meta/errors_json" in f else []
                 entry = shard_entry(f, path)
             digest, size = fsync_and_hash(path)
         except FileNotFoundError:
             continue  # removed since the listing
-        except (OSError, KeyError, ValueError) as err:
-            log.warning("%s: unreadable shard skipped during recovery: %s", path, err)
+        except (OSError, KeyError, ValueError, ShardError) as err:
+            log.warning("%s: unreadable shard skipped during recovery (its unit is made again): %s", path, err)
             continue
         ids = set(entry["video_ids"]) | {e["video_id"] for e in errors if e.get("video_id")}
         entry["input_ids"] = sorted(ids)

@@ -40,7 +40,7 @@ MAX_OBJECTS = 4_000_000  # groups + datasets; a shard has about 5 per video
 _LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
 
 
-def _open_regular(path: str | os.PathLike) -> tuple[BinaryIO, os.stat_result]:
+def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, os.stat_result]:
     """Open ``path`` for reading without blocking (a FIFO named .h5 must not hang us); refuse non-regular files."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -63,7 +63,7 @@ def root_format(path: str | os.PathLike) -> str | None:
     from vidprep.shards.format import FORMAT
 
     try:
-        fh, _ = _open_regular(path)
+        fh, _ = open_regular(path)
     except ShardError as err:
         return str(err).removeprefix(f"{os.fspath(path)}: ")
     try:
@@ -87,7 +87,7 @@ def check_file(path: str | os.PathLike) -> list[str]:
 
 def _check(path: str | os.PathLike) -> tuple[list[str], os.stat_result | None]:
     try:
-        fh, st = _open_regular(path)
+        fh, st = open_regular(path)
     except ShardError as err:
         return [str(err).removeprefix(f"{os.fspath(path)}: ")], None
     try:

@@ -76,9 +76,12 @@ def _members(path: Path) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of every member, refusing anything that is not a plain, sanely sized vidprep member."""
     if path.is_symlink():
         raise ShardError("tar shard is a symlink; refused (it may point outside the output directory)", path=str(path))
-    size = path.stat().st_size
+    from vidprep.shards.trust import open_regular
+
+    fh, st = open_regular(path)  # a FIFO named .tar must not block the read
+    size = st.st_size
     try:
-        with tarfile.open(path, "r:") as tar:
+        with fh, tarfile.open(fileobj=fh, mode="r:") as tar:
             for info in tar:
                 problem = _member_problem(info, size)
                 if problem:

@@ -64,9 +64,12 @@ class FilesOutput:
         merge_index(out)
 
     def clear(self, out: Path) -> None:
-        """Remove the index and its parts (for --overwrite)."""
+        """Remove the index and its parts (for --overwrite); a ``.parts`` that is a link is removed, not followed."""
         (out / "index.jsonl").unlink(missing_ok=True)
-        for part in (out / PARTS_DIR).glob("*") if (out / PARTS_DIR).is_dir() else []:
+        parts = out / PARTS_DIR
+        if parts.is_symlink() or (parts.exists() and not parts.is_dir()):
+            parts.unlink()
+        for part in parts.glob("*") if parts.is_dir() else []:
             part.unlink()
 
     def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> FileSink:
@@ -207,11 +210,9 @@ def merge_index(out_dir: str | Path) -> Path:
     from vidprep.shards.atomic import writing
 
     out = Path(out_dir)
-    parts = sorted((out / PARTS_DIR).glob("shard-*.jsonl"))
     with writing(out / "index.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as dst:
-        for part in parts:
-            with open(part, encoding="utf-8") as src:
-                dst.writelines(line for line in src if not line.startswith(('{"error"', '{"unit"')))
+        for part in _parts(out):
+            dst.writelines(line + "\n" for line in part.lines if not line.startswith(('{"error"', '{"unit"')))
     return out / "index.jsonl"
 
 
@@ -229,18 +230,27 @@ class _Part:
     part written before parts recorded them: then a video that produced no clip is missing from the set)."""
 
     name: str
+    lines: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     input_ids: set[str] = field(default_factory=set)
     exact: bool = True
 
 
 def _parts(out_dir: Path) -> Iterator[_Part]:
+    """Every readable index part; one that is not a regular file of its own (a link, a FIFO) is never read:
+    `out_entries` refuses the directory before a run, this keeps a part linked in since then out of the index."""
+    from vidprep.errors import ShardError
+    from vidprep.shards.manifest import read_own_text
+
     for part in sorted((out_dir / PARTS_DIR).glob("shard-*.jsonl")):
         try:
-            lines = part.read_text(encoding="utf-8").splitlines()
+            lines = read_own_text(part).splitlines()
         except FileNotFoundError:
             continue
-        found, seen = _Part(part.name, exact=False), set()
+        except ShardError as err:
+            log.warning("%s; its unit is not counted as finished", err)
+            continue
+        found, seen = _Part(part.name, lines, exact=False), set()
         for line in lines:
             try:
                 rec = json.loads(line)

@@ -66,10 +66,9 @@ class H5Output:
 
     def clear(self, out: Path) -> None:
         """Remove every shard (for --overwrite)."""
-        from vidprep.shards.format import find_shards
-
-        for path in find_shards(out) if any(out.glob("shard-*.h5")) else []:
-            path.unlink()
+        for path in out.glob("shard-*.h5"):
+            if path.is_symlink() or not path.is_dir():
+                path.unlink()  # a link is removed itself, never what it points at
 
     def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> ShardSink:
         return ShardSink(spec, path, class_names, stages)
