@@ -106,6 +106,9 @@ def rank_main(rank: int, args: argparse.Namespace, split: dict, init: str, log_p
         lines.append(f"epoch {epoch + 1}/{args.epochs}  loss {loss:.4f}  held-out accuracy {accuracy:.3f}")
     if rank == 0:
         Path(log_path).write_text(json.dumps({"lines": lines, "accuracy": accuracy}))
+    # Every rank reaches here before any tears its group down: a rank that exits while another's gloo connection
+    # to it is still in use can abort that rank ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
