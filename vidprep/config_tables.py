@@ -56,11 +56,15 @@ def build(model: type[BaseModel], values: dict[str, Any], *, section: str = "") 
 
 def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a pipeline file: tables named after stages plus an optional [run] table; unknown tables fail."""
+    from vidprep.named_files import read_bytes
+
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_bytes(p).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError("config file not found", path=str(p)) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config file: {err.strerror}", path=str(p)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"not valid TOML: {err}", path=str(p)) from None
     from vidprep.engine.registry import stage_names

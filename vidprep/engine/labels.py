@@ -7,6 +7,7 @@ the same class list and the same class numbers.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from collections.abc import Sequence
@@ -56,11 +57,12 @@ def read_rows(path: str) -> dict[str, str]:
 
 
 def _read_rows(path: str) -> dict[str, str]:
+    from vidprep.named_files import read_bytes
+
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            lines = list(csv.reader(fh))
+        lines = list(csv.reader(io.StringIO(read_bytes(path).decode("utf-8"), newline="")))
     except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read labels CSV: {err}", path=path) from None
+        raise UsageError(f"cannot read labels CSV: {getattr(err, 'strerror', None) or err}", path=path) from None
     rows: dict[str, str] = {}
     for number, line in enumerate(lines, start=1):
         if not line or all(not cell.strip() for cell in line):
@@ -73,6 +75,8 @@ def _read_rows(path: str) -> dict[str, str]:
         if rows.get(vid, label) != label:
             raise UsageError(f"labels CSV line {number}: {vid!r} has two labels", path=path)
         rows[vid] = label
+    if not rows:  # --labels must take effect (an empty file, or a pipe nobody wrote to)
+        raise UsageError("labels CSV holds no 'video_id,label' rows", path=path)
     return rows
 
 

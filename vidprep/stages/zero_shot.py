@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,10 @@ CLIP_SCORES = "text_scores"
 
 def read_prompts(path: str, template: str | None) -> tuple[list[str], list[str]]:
     """Labels (the file's non-blank lines) and prompts (labels put into ``template``); UsageError naming the file."""
+    from vidprep.named_files import read_bytes
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise UsageError("--text-labels: file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as err:
