@@ -144,6 +144,35 @@ def test_a_shard_symlinked_out_of_its_output_directory_is_refused_unread(lab: La
     assert any(p.endswith("shard-00000.h5") for p in opened), opened  # the hook does see the good shard's hash
 
 
+def test_fifo_and_linked_shard_names_in_a_directory_are_reported_never_skipped(lab: Lab, tmp_path: Path) -> None:
+    """A directory given to filter / dedup / shards whose shard-N.h5 entries are a FIFO (opening it would block)
+    and a symlink leading out of it: each is one line (and, for filter and dedup, one error record: exit 3, the
+    good shard still processed), never read and never silently left out of the listing as before."""
+    import shutil
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copyfile(lab.good, src / "shard-00000.h5")
+    os.mkfifo(src / "shard-00001.h5")
+    (src / "shard-00002.h5").symlink_to(lab.outside / "canary.h5")
+    bad = {"shard-00001.h5": "not a regular file", "shard-00002.h5": "symlink points outside"}
+
+    def reported(lines: list[str]) -> dict[str, str]:
+        return {name: next((ln for ln in lines if name in ln), "") for name in bad}
+
+    run = vidprep("filter", src, "-o", tmp_path / "kept", "--keep", "motion >= 0", cwd=tmp_path, timeout=60)
+    assert run.rc == 3 and run.stdout.split() == [str(tmp_path / "kept" / "shard-00000.h5")], run.explain()
+    assert all(needle in reported(run.error_lines())[name] for name, needle in bad.items()), run.explain()
+    assert sorted(r["path"].rsplit("/", 1)[-1] for r in read_errors(tmp_path / "kept")) == sorted(bad)
+    run = vidprep("dedup", src, cwd=tmp_path, timeout=60)
+    assert run.rc == 3 and all(needle in reported(run.error_lines())[name] for name, needle in bad.items()), \
+        run.explain()
+    assert sorted(r["path"].rsplit("/", 1)[-1] for r in read_errors(src)) == sorted(bad)
+    for args in (("info",), ("ls", "--clips")):
+        run = vidprep("shards", *args, src, cwd=tmp_path, timeout=60)
+        assert run.rc == 1 and len(run.error_lines()) == 1, run.explain()
+
+
 def test_a_crafted_manifest_or_errors_file_is_refused_unread(lab: Lab, tmp_path: Path) -> None:
     """OUT/manifest.json symlinked to a file outside OUT and OUT/errors.jsonl a FIFO: `shards verify --inputs`
     reports both as refused (one line each), never reads outside OUT (the canary manifest would change the verdict

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidprep.errors import UsageError, printable_path
+from vidprep.errors import ShardError, UsageError
+from vidprep.shards.format import SYMLINK_OUTSIDE
+from vidprep.shards.manifest import append_shard_error
 
 log = logging.getLogger("vidprep.engine.dedup_run")
 
@@ -37,7 +39,11 @@ def run_dedup(out: Path, features: Path | None = None, *, max_distance: int = 12
     if not out.is_dir():
         raise UsageError("OUT must be a directory of shards", path=str(out))
     started = time.monotonic()
-    table, failed = _load(find_shards(out), out)
+    refused: list[Path] = []
+    table, failed = _load(find_shards(out, refused=refused), out)
+    for path in refused:  # a symlink leading out of OUT: one error record, never read
+        append_shard_error(out, path, "dedup", ShardError(SYMLINK_OUTSIDE, path=str(path)))
+    failed += len(refused)
     pairs, sims, tiers = _tier1(table, max_distance, min_similarity)
     if features is not None:
         pairs, sims, tiers = _tier2(table, features, cosine, pairs, sims, tiers)
@@ -54,7 +60,6 @@ def run_dedup(out: Path, features: Path | None = None, *, max_distance: int = 12
 
 def _load(shards: list[Path], out: Path) -> tuple[dict[str, np.ndarray], int]:
     from vidprep.shards.clip_extras import clip_table
-    from vidprep.shards.manifest import append_error
 
     parts, failed = [], 0
     for path in shards:
@@ -63,10 +68,7 @@ def _load(shards: list[Path], out: Path) -> tuple[dict[str, np.ndarray], int]:
             if "phash" not in part:
                 part["phash"] = signatures_from_frames(path)
         except Exception as err:  # noqa: BLE001 - one bad shard is one error record
-            message = f"{printable_path(str(path))}: {' '.join(str(err).split())}"
-            log.error("%s", message)
-            append_error(out, {"path": printable_path(str(path)), "video_id": None, "stage": "dedup",
-                               "error_type": getattr(err, "kind", type(err).__name__), "message": message})
+            append_shard_error(out, path, "dedup", err)
             failed += 1
             continue
         part["shard"] = np.full(len(part["row"]), path.name, object)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidprep.errors import UsageError, printable_path
+from vidprep.errors import ShardError, UsageError, printable_path
 
 if TYPE_CHECKING:
     import h5py
@@ -85,14 +85,19 @@ def run_filter(src: Path, out: Path, keep: str | None, drop_duplicates: bool, ov
                on_shard: Callable[[str], None] | None = None) -> FilterSummary:
     """Filter every shard of ``src`` into ``out``; see the module docstring."""
     from vidprep.shards import manifest
-    from vidprep.shards.format import find_shards
+    from vidprep.shards.format import SYMLINK_OUTSIDE, find_shards
+    from vidprep.shards.manifest import append_shard_error
 
     expr, dropped, record = plan(src, out, keep, drop_duplicates)
-    shards = find_shards(src)
+    refused: list[Path] = []
+    shards = find_shards(src, refused=refused)
     source_config = manifest.load(src).get("config") or {}
     config = {**source_config, **record}
     _prepare(out, config, overwrite)
     summary = FilterSummary(str(out))
+    for path in refused:  # a symlink leading out of SRC: one error record, never read
+        append_shard_error(out, path, "filter", ShardError(SYMLINK_OUTSIDE, path=str(path)))
+        summary.failed += 1
     for path in shards:
         target = out / path.name
         if target.exists():
@@ -121,7 +126,7 @@ def _prepare(out: Path, config: dict, overwrite: bool) -> None:
 def _one(path: Path, target: Path, expr: Expr | None, dropped: Dropped | None, config: dict,
          summary: FilterSummary) -> None:
     from vidprep.shards.filter_copy import filter_shard
-    from vidprep.shards.manifest import append_error, record_shard
+    from vidprep.shards.manifest import append_shard_error, record_shard
 
     counts: dict[str, int] = {}
 
@@ -133,10 +138,7 @@ def _one(path: Path, target: Path, expr: Expr | None, dropped: Dropped | None, c
     try:
         result = filter_shard(path, target, select, {"filter": config["filter"]})
     except Exception as err:  # noqa: BLE001 - one bad shard is one error record, the others still land
-        message = f"{printable_path(str(path))}: {' '.join(str(err).split())}"
-        log.error("%s", message)
-        append_error(target.parent, {"path": printable_path(str(path)), "video_id": None, "stage": "filter",
-                                     "error_type": getattr(err, "kind", type(err).__name__), "message": message})
+        append_shard_error(target.parent, path, "filter", err)
         summary.failed += 1
         return
     record_shard(target.parent, result, config=config, inputs=list(result.video_ids))

@@ -80,7 +80,9 @@ def find_shards(path_or_paths: str | Path | Iterable[str | Path], *,
     for item in items:
         p = Path(item)
         if p.is_dir():
-            shards = [c for c in p.iterdir() if SHARD_RE.match(c.name) and c.is_file() and _kept(c, p, refused)]
+            # every entry named like a shard but a directory: a FIFO, device or dangling link is returned too, so
+            # opening it (`trust.open_shard`) refuses it with one line instead of it vanishing from the listing
+            shards = [c for c in p.iterdir() if SHARD_RE.match(c.name) and not c.is_dir() and _kept(c, p, refused)]
             found.extend(sorted(shards, key=lambda c: int(SHARD_RE.match(c.name)[1])))  # type: ignore[index]
         elif p.is_file():
             found.append(p)

@@ -296,6 +296,18 @@ def compact_errors(out_dir: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def append_shard_error(out_dir: str | Path, shard: Path, stage: str, err: Exception) -> None:
+    """Log one line and append one error record for an input shard that could not be used (its run goes on)."""
+    from vidprep.errors import printable_path
+
+    shown = printable_path(str(shard))
+    message = " ".join(str(err).split())
+    message = message if message.startswith(shown) else f"{shown}: {message}"
+    log.error("%s", message)
+    append_error(out_dir, {"path": shown, "video_id": None, "stage": stage,
+                           "error_type": getattr(err, "kind", type(err).__name__), "message": message})
+
+
 def fsync_and_hash(path: Path) -> tuple[str, int]:
     """sha256 and size of a closed file, fsynced so its bytes are on disk before it is renamed.
 
