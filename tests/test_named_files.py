@@ -74,3 +74,24 @@ def test_a_real_pipe_is_read_like_process_substitution(make_video, tmp_path: Pat
         os.close(r)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == [str(tmp_path / "out" / "shard-00000.h5")]
+
+
+def test_files_saved_with_a_byte_order_mark_read_as_without(make_video, tmp_path: Path) -> None:
+    """Spreadsheet programs save UTF-8 with a BOM first: the list's first path, the CSV header and the TOML's
+    first table must still be what they say (before, the first path was 'not found', the header a data row and
+    the TOML invalid)."""
+    import h5py
+
+    video = make_video("nf_a.mp4")
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "list.txt").write_bytes(bom + f"{video}\r\n".encode())
+    (tmp_path / "labels.csv").write_bytes(bom + b"video_id,label\r\nnf_a.mp4,cat\r\n")
+    (tmp_path / "pipeline.toml").write_bytes(
+        bom + f"[split]\nfps = 2\nsize = 32\nlabels = '{tmp_path / 'labels.csv'}'\n".encode())
+    res = _run("run", tmp_path / "pipeline.toml", f"@{tmp_path / 'list.txt'}", "-o", tmp_path / "out",
+               "--executor", "serial")
+    assert res.returncode == 0 and "warning" not in res.stderr.lower(), res.stderr
+    with h5py.File(tmp_path / "out" / "shard-00000.h5", "r") as f:
+        assert f["videos/id"].asstr()[:].tolist() == ["nf_a.mp4"]
+        assert set(f["clips/label"][:].tolist()) == {0}
+        assert f["frames/0/rgb"].shape[1] == 32  # [split] size = 32 (short side) took effect

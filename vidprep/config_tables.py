@@ -56,11 +56,11 @@ def build(model: type[BaseModel], values: dict[str, Any], *, section: str = "") 
 
 def load_toml(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a pipeline file: tables named after stages plus an optional [run] table; unknown tables fail."""
-    from vidprep.named_files import read_bytes
+    from vidprep.named_files import read_text
 
     p = Path(path)
     try:
-        data = tomllib.loads(read_bytes(p).decode("utf-8"))
+        data = tomllib.loads(read_text(p))
     except FileNotFoundError:
         raise ConfigError("config file not found", path=str(p)) from None
     except OSError as err:

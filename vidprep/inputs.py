@@ -111,10 +111,10 @@ def checked_stream(entries: Iterable[str], root: str | None,
 
 def read_list_file(path: str, *, nul: bool = False) -> list[str]:
     """Lines of an ``@list.txt`` file (or NUL-separated entries), blank entries skipped."""
-    from vidprep.named_files import read_bytes
+    from vidprep.named_files import read_bytes, without_bom
 
     try:
-        data = read_bytes(path)
+        data = without_bom(read_bytes(path))
     except OSError as err:
         raise UsageError(f"cannot read input list: {err.strerror}", path=path) from None
     return _split_entries(data, nul)

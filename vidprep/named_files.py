@@ -4,11 +4,12 @@ Such a file may be a pipe on purpose (``vidprep split @<(find ...)``, ``--labels
 character devices are read like regular files. What must never happen is a hang or an endless read: the file is
 opened non-blocking, so a FIFO that nobody writes to reads as empty (the caller's "no entries" error) instead of
 blocking the open forever; directories and sockets are refused; reading stops with an error past `MAX_BYTES`
-(``/dev/zero`` never ends).
+(``/dev/zero`` never ends). Text is UTF-8 with or without the byte-order mark spreadsheet programs put first.
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat
@@ -42,3 +43,13 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The UTF-8 text of ``path`` (a leading byte-order mark dropped); UnicodeDecodeError, or `read_bytes`' errors."""
+    return read_bytes(path).decode("utf-8-sig")
+
+
+def without_bom(data: bytes) -> bytes:
+    """``data`` without a leading UTF-8 byte-order mark (for byte-level readers such as path lists)."""
+    return data.removeprefix(codecs.BOM_UTF8)

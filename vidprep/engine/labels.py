@@ -57,10 +57,10 @@ def read_rows(path: str) -> dict[str, str]:
 
 
 def _read_rows(path: str) -> dict[str, str]:
-    from vidprep.named_files import read_bytes
+    from vidprep.named_files import read_text
 
     try:
-        lines = list(csv.reader(io.StringIO(read_bytes(path).decode("utf-8"), newline="")))
+        lines = list(csv.reader(io.StringIO(read_text(path), newline="")))
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read labels CSV: {getattr(err, 'strerror', None) or err}", path=path) from None
     rows: dict[str, str] = {}

@@ -29,10 +29,10 @@ CLIP_SCORES = "text_scores"
 
 def read_prompts(path: str, template: str | None) -> tuple[list[str], list[str]]:
     """Labels (the file's non-blank lines) and prompts (labels put into ``template``); UsageError naming the file."""
-    from vidprep.named_files import read_bytes
+    from vidprep.named_files import read_text
 
     try:
-        text = read_bytes(path).decode("utf-8")
+        text = read_text(path)
     except FileNotFoundError:
         raise UsageError("--text-labels: file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as err:
