@@ -23,7 +23,9 @@ same frames, same threads: every process may use all CPUs, OMP_NUM_THREADS is un
   per-frame torchvision preprocessing, batch-1 fp32; target >= 1.4 on CPUs without native bf16, >= 3 with);
 - many short videos: 20 x 480p (3-5 s) through split (8-frame clips, 112 px) + resnet18 features, two videos per
   shard, with the process executor ÷ the serial one (target >= 1.6 on 2 quiet cores); the 1-minute load average
-  before the run is printed beside it.
+  before the run is printed beside it. And the process executor's wall time against the bound the serial run's own
+  CPU time sets (its CPU-seconds, ffmpeg included, ÷ the cores; target >= 0.9): when the serial run already keeps
+  the cores busy, no executor can be faster than that, so this row says how much of the machine is left unused.
 
 Writes benchmarks/results/machine.json. Weights are random (`none`): the cost is the same as pretrained.
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -164,16 +167,41 @@ def dense_rows(path: Path, frames: int, fixed_s: float, precision: str) -> list[
     ]
 
 
+def cli_cpu(argv: list[str], repeats: int) -> tuple[float, float]:
+    """Best wall seconds and least CPU seconds (user + system, ffmpeg included) of the CLI over ``repeats`` runs.
+
+    CPU time is what the waited-for process tree used; only the serial executor's whole tree is waited for (pool
+    workers are reaped by their forkserver), so this is used for serial runs only."""
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = min(wall, cli(argv, 1))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = min(cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
 def many_short_rows(videos: list[Path], repeats: int) -> list[dict]:
+    """Process executor vs serial, and vs the bound serial's own CPU time sets: once the serial run keeps both
+    cores mostly busy (two model streams, decode beside them), no executor can beat it by more than
+    cores x wall / CPU-seconds, whatever the target says."""
+    cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="vidprep-machine-") as tmp:
         pipeline = Path(tmp) / "pipeline.toml"
         pipeline.write_text(PIPELINE)
         load = os.getloadavg()[0]
-        walls = {ex: cli(["run", str(pipeline), *map(str, videos), "--executor", ex], repeats)
-                 for ex in ("serial", "process")}
-    return [{"case": f"{len(videos)} x 480p split+resnet18, process vs serial (load {load:.2f})",
-             "vidprep_s": walls["process"], "reference_s": walls["serial"], "reference": "serial executor",
-             "ratio": walls["serial"] / walls["process"], "target": ">= 1.6 (quiet 2 cores)"}]
+        argv = ["run", str(pipeline), *map(str, videos), "--executor"]
+        serial_s, serial_cpu = cli_cpu([*argv, "serial"], repeats)
+        process_s = cli([*argv, "process"], repeats)
+    bound = serial_cpu / cpus
+    case = f"{len(videos)} x 480p split+resnet18"
+    return [{"case": f"{case}, process vs serial (load {load:.2f})",
+             "vidprep_s": process_s, "reference_s": serial_s, "reference": "serial executor",
+             "ratio": serial_s / process_s, "target": ">= 1.6 (quiet 2 cores)"},
+            {"case": f"{case}, process vs the all-cores bound (serial used {serial_cpu / serial_s / cpus:.0%} "
+                     f"of {cpus} cores)",
+             "vidprep_s": process_s, "reference_s": bound, "reference": "serial CPU-seconds / cores",
+             "ratio": bound / process_s, "target": ">= 0.9"}]
 
 
 def main() -> None:
