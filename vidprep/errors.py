@@ -72,3 +72,15 @@ class ShardError(VidprepError):
 
 class WeightsError(UsageError):
     """Model weights are missing, corrupt, unsafe or do not match the model."""
+
+
+class DeferredBuildError(Exception):
+    """A model built in the background (while the first video decoded) failed; raised where it is first needed.
+
+    Deliberately not a VidprepError: no video's error record may take it. The run stops and the driver raises
+    ``cause``, the error the build raised (a WeightsError is exit 2, as when the model is built up front).
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause

@@ -19,7 +19,7 @@ from pathlib import Path
 from vidprep.shards import testhooks
 from vidprep import interrupts
 from vidprep.config import RunConfig
-from vidprep.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from vidprep.errors import EXIT_OK, EXIT_PARTIAL, DeferredBuildError, UsageError
 from vidprep.executors import Executor
 from vidprep.inputs import InputList, WorkUnit, partition, select_units
 from vidprep.engine.resume import check_overwrite, pending_units
@@ -27,7 +27,7 @@ from vidprep.engine.shard_labels import resolve_run_labels
 from vidprep.shards.format import SHARD_RE, shard_name
 from vidprep.engine.sinks import all_kinds, error_record, kind_for, output_format
 from vidprep.stages.runtime import check_run_device
-from vidprep.engine.worker import Job, UnitResult, context_for, process_unit_safe
+from vidprep.engine.worker import Context, Job, UnitResult, context_for, process_unit_safe
 
 log = logging.getLogger("vidprep.engine.driver")
 
@@ -144,7 +144,7 @@ def run(
         on_plan(units)
     fmt = output_format(config)
     executor, executor_name = _executor(config, options, _task_count(units, out, fmt, options.overwrite, shard_inputs))
-    job = _check_stage_setup(job, executor_name)
+    job, built_here = _check_stage_setup(job, executor_name, options.overwrite)
     prepare_output(out, record, options.overwrite)
     from vidprep.engine import warm_imports
 
@@ -168,10 +168,14 @@ def run(
             interrupts.check()  # a Ctrl-C swallowed while this unit ran stops the run after publishing it
             if on_unit is not None:
                 on_unit(result)
-    except BaseException:  # an interrupt (Ctrl-C) or a failure of the run itself: leave no temp file of ours
+        if built_here is not None:
+            built_here.wait_ready()  # a run with nothing left to do still reports a model that cannot be built
+    except BaseException as err:  # an interrupt (Ctrl-C) or a failure of the run itself: leave no temp file of ours
         from vidprep.shards.cleanup import remove_own_temp
 
         remove_own_temp(out)
+        if isinstance(err, DeferredBuildError):
+            raise err.cause from None  # the model's own error (WeightsError: exit 2), as if built up front
         raise
     _finish(out, config, fmt, summary, total_units or None)
     mine = {item.video_id for unit in units for item in unit.items if not isinstance(item, str)}
@@ -180,12 +184,17 @@ def run(
     return summary
 
 
-def _check_stage_setup(job: Job, executor: str) -> Job:
-    """Fail with exit 2 before any decoding on bad weights or a missing --stats-from file; return the job to run.
+def _check_stage_setup(job: Job, executor: str, overwrite: bool) -> tuple[Job, Context | None]:
+    """Fail with exit 2 before any decoding on bad weights or a missing --stats-from file; return the job to run,
+    and the Context built here (serial executor) or None.
 
-    The serial executor builds its stage objects here once and reuses them; other executors only check the weights
-    (their workers build the model on their own devices, which the driver may not have) and hand the check on in
-    the job, so no worker hashes the file again.
+    The serial executor builds its stage objects here once and reuses them. A feature model whose shape is known
+    without building it (torchvision's registry) is built in the background while the first video decodes
+    (torch's import and the weights take seconds); its failure still stops the run with its own error before
+    anything is published (`Context.wait_ready` before each commit and at the end), and with ``overwrite`` it is
+    awaited here, before the old outputs are cleared. Other executors only check the weights (their workers
+    build the model on their own devices, which the driver may not have) and hand the check on in the job, so no
+    worker hashes the file again.
     """
     feats = job.config.features
     if feats is not None and feats.stats_from and not Path(feats.stats_from).is_file():
@@ -194,15 +203,21 @@ def _check_stage_setup(job: Job, executor: str) -> Job:
 
     check_text_labels(feats)
     if executor == "serial":
-        if feats is not None or job.config.augment is not None:
-            context_for(job)
-        return job
+        if feats is None and job.config.augment is None:
+            return job, None
+        ctx = context_for(job, background=True)
+        if overwrite:
+            try:
+                ctx.wait_ready()
+            except DeferredBuildError as err:
+                raise err.cause from None
+        return job, ctx
     if feats is None:
-        return job
+        return job, None
     from vidprep.stages.models import get_backend
 
     backend = get_backend(feats.model)
-    return replace(job, weights_proof=backend.verify(backend.resolve_weights(feats.weights)))
+    return replace(job, weights_proof=backend.verify(backend.resolve_weights(feats.weights))), None
 
 
 def _shard_tasks(paths: Iterable[str], job: Job, out: Path, fmt: str, summary: RunSummary, *, video_units: int,

@@ -21,6 +21,10 @@ from vidprep.stages.features import pool_frames
 from vidprep.types import ClipRow
 from vidprep.types import pad_tail as pad_rows
 
+#: Frames (bytes) a 2D feature step keeps while its model is still being built, before the decode waits for it:
+#: about 4 s of 480p decoding at the model's input size, a few hundred MB at most.
+HOLD_BYTES = 256 * 2**20
+
 if TYPE_CHECKING:
     from vidprep.engine.sinks import Sink
     from vidprep.stages.features import FeatureExtractor
@@ -30,25 +34,37 @@ if TYPE_CHECKING:
 @dataclass
 class FrameFeatures:
     """Per-frame features of a 2D model, computed in batches while frames stream in: each full batch is started on
-    one of the extractor's streams (``submit`` waits while they are all busy) and collected, in order, at the end."""
+    one of the extractor's streams (``submit`` waits while they are all busy) and collected, in order, at the end.
+
+    While ``holding()`` is true (the model is still being built in the background) frames are only kept, up to
+    `HOLD_BYTES`, so the decode runs on instead of waiting for the model; ``batch_size`` is asked for only when
+    the first batch starts (it needs the built model)."""
 
     submit: Callable[[np.ndarray], Future[np.ndarray]]
-    batch_size: int
+    batch_size: Callable[[], int]
+    holding: Callable[[], bool] = lambda: False
     _pending: list[np.ndarray] = field(default_factory=list)
+    _held_bytes: int = 0
     _started: list[Future[np.ndarray]] = field(default_factory=list)
 
     def add(self, rgb: np.ndarray) -> None:
-        """Queue (n,H,W,3) frames; start the model whenever a full batch is ready."""
+        """Queue (n,H,W,3) frames; start the model whenever a full batch is ready (and the model is)."""
         self._pending.extend(rgb)
-        while len(self._pending) >= self.batch_size:
-            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+        self._held_bytes += rgb.nbytes
+        if self._held_bytes < HOLD_BYTES and self.holding():
+            return
+        self._held_bytes = 0
+        size = self.batch_size()
+        while len(self._pending) >= size:
+            batch, self._pending = self._pending[:size], self._pending[size:]
             self._started.append(self.submit(np.stack(batch)))
 
     def result(self) -> np.ndarray:
         """(F,D) features of every frame added so far (flushes the last partial batch, waits for every batch)."""
-        if self._pending:
-            self._started.append(self.submit(np.stack(self._pending)))
-            self._pending = []
+        size = self.batch_size() if self._pending else 0
+        for a in range(0, len(self._pending), size or 1):
+            self._started.append(self.submit(np.stack(self._pending[a:a + size])))
+        self._pending, self._held_bytes = [], 0
         done = [f.result() for f in self._started]
         return np.concatenate(done, axis=0) if done else np.zeros((0, 0), np.float32)
 
@@ -125,7 +141,8 @@ class FrameFeatureStep(Observer):
         self._acc: FrameFeatures | None = None
 
     def start(self, video: Video) -> None:
-        self._acc = FrameFeatures(self.extractor.submit_frames, self.extractor.batch_size)
+        ex = self.extractor
+        self._acc = FrameFeatures(ex.submit_frames, lambda: ex.batch_size, holding=lambda: not ex.ready())
 
     def push(self, chunk: Chunk) -> Chunk:
         assert self._acc is not None, "push before start"

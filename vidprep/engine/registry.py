@@ -31,9 +31,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BuildEnv:
-    """What builders may need besides the config: the weights check the driver already made (hash once per run)."""
+    """What builders may need besides the config: the weights check the driver already made (hash once per run),
+    and whether a model may be built in the background while the first video decodes (the serial executor;
+    the run then waits for it before anything is published: `Steps.wait_ready`)."""
 
     weights_proof: WeightsProof | None = None
+    background: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,8 @@ def _features(config: RunConfig, env: BuildEnv) -> Steps:
     share = threads.current()
     extractor = FeatureExtractor(config.features, seed=config.seed, threads=share.threads(),
                                  thread_budget=share.threads, max_threads=share.fixed or share.cpus,
-                                 proof=env.weights_proof)
-    steps = Steps([], [ClipFeatures(extractor, config)])
+                                 proof=env.weights_proof, background=env.background)
+    steps = Steps([], [ClipFeatures(extractor, config)], deferred=[extractor])
     if extractor.spec.kind == "2d" and config.augment is None:
         steps.frame.append(FrameFeatureStep(extractor))
     elif extractor.spec.kind != "2d" and streams_clips(config):

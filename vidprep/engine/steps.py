@@ -150,21 +150,41 @@ class RowStep:
     replaces_frames = False
 
 
+class Deferred(Protocol):
+    """Something a step needs that is built in the background (a feature model): waited for before a unit is
+    published; a failed build raises DeferredBuildError from `wait`."""
+
+    def wait(self) -> None: ...
+    def failed(self) -> bool: ...
+
+
 @dataclass
 class Steps:
     """A run's steps: frame steps in the order they see chunks, then clip steps in the order they map rows."""
 
     frame: list[FrameStep] = field(default_factory=list)
     clip: list[ClipStep] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
 
     def extend(self, other: Steps) -> Steps:
         self.frame += other.frame
         self.clip += other.clip
+        self.deferred += other.deferred
         return self
 
     def ordered(self) -> Steps:
         """Pixel-changing frame steps first (stable), so observers and the sink see the stored frames."""
-        return Steps(sorted(self.frame, key=lambda s: not s.transforms), list(self.clip))
+        return Steps(sorted(self.frame, key=lambda s: not s.transforms), list(self.clip), list(self.deferred))
+
+    def wait_ready(self) -> None:
+        """Wait for what is being built in the background (a feature model); raises DeferredBuildError if that
+        failed. Called before a unit is published and before a run that built nothing ends."""
+        for item in self.deferred:
+            item.wait()
+
+    def failed(self) -> bool:
+        """True when something built in the background has failed (never waits)."""
+        return any(item.failed() for item in self.deferred)
 
     def everything(self) -> list[FrameStep | ClipStep]:
         return [*self.frame, *self.clip]

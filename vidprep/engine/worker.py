@@ -22,7 +22,7 @@ import numpy as np
 from vidprep import interrupts
 from vidprep.config import RunConfig
 from vidprep.executors import threads
-from vidprep.errors import VidprepError, printable_path
+from vidprep.errors import DeferredBuildError, VidprepError, printable_path
 from vidprep.engine.featurize import row_kwargs
 from vidprep.engine.framestream import CHUNK, chunked, video_meta
 from vidprep.engine.framestore import ScratchFrames
@@ -68,29 +68,36 @@ class UnitResult:
 
 
 class Context:
-    """Per-process steps (feature model, augmenter, ...), built once from the stage registry and reused per unit."""
+    """Per-process steps (feature model, augmenter, ...), built once from the stage registry and reused per unit.
 
-    def __init__(self, job: Job) -> None:
+    ``background``: a feature model may still be building when this returns (`BuildEnv.background`); the first
+    video decodes meanwhile, and `wait_ready` is called before anything is published."""
+
+    def __init__(self, job: Job, background: bool = False) -> None:
         from vidprep.engine.registry import BuildEnv, build_steps
 
-        self.steps: Steps = build_steps(job.config, BuildEnv(job.weights_proof))
+        self.steps: Steps = build_steps(job.config, BuildEnv(job.weights_proof, background))
 
     def describe(self) -> dict[str, Any]:
         """What the steps actually use (model, weights id and hash, preprocessing, enhancement parameters)."""
         return self.steps.describe()
 
+    def wait_ready(self) -> None:
+        """Wait for a model built in the background; DeferredBuildError when its build failed."""
+        self.steps.wait_ready()
+
 
 _CONTEXTS: dict[str | None, Context] = {}
 
 
-def context_for(job: Job) -> Context:
-    """The cached Context of this process for this job's config."""
+def context_for(job: Job, *, background: bool = False) -> Context:
+    """The cached Context of this process for this job's config (built now, in the background where allowed)."""
     from vidprep.shards.manifest import config_fingerprint
 
     key = config_fingerprint(job.config.model_dump(mode="json"))
-    if key not in _CONTEXTS:
+    if key not in _CONTEXTS or _CONTEXTS[key].steps.failed():  # a failed background build is tried again
         _CONTEXTS.clear()
-        _CONTEXTS[key] = Context(job)
+        _CONTEXTS[key] = Context(job, background)
     return _CONTEXTS[key]
 
 
@@ -102,7 +109,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     ctx = context_for(job)
     results: list[VideoResult] = []
     spec = SinkSpec(job.config, job.config_record, job.out_dir, job.kind)
-    sink = kind_for(output_format(job.config)).open(spec, Path(shard_path), _class_names(unit, job), ctx.describe())
+    sink = kind_for(output_format(job.config)).open(spec, Path(shard_path), _class_names(unit, job), ctx.describe)
     with sink, threads.current().unit():  # the sink first: an interrupt from here on discards its temp file
         for step in ctx.steps.everything():
             if isinstance(step, UnitHook):
@@ -114,6 +121,7 @@ def process_unit(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
                 results.append(VideoRunner(job, ctx.steps, sink).run(item))
         sink.record_errors([r for r in results if r.error])
         interrupts.check()
+        ctx.wait_ready()  # a model that failed to build stops the run here, even if no video reached it
         summary = sink.commit()
     return UnitResult(unit.index, summary, results, time.monotonic() - started)
 
@@ -246,6 +254,8 @@ class VideoRunner:
         self.stage = "probe"
         try:
             result.frames, result.clips = body()
+        except DeferredBuildError:
+            raise  # the model's failure, not this video's: the run stops as if the model had been built up front
         except VidprepError as err:
             self._fail(result, err)
         except Exception as err:  # noqa: BLE001 - whatever one input makes fail (h5py, numpy, a stage) is its record
@@ -269,6 +279,8 @@ def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
     """`process_unit`, but a failure of the whole unit (disk full, unwritable shard) fails its videos, not the run."""
     try:
         return process_unit(unit, job, shard_path)
+    except DeferredBuildError:
+        raise
     except Exception as err:  # noqa: BLE001 - KeyboardInterrupt and SystemExit still propagate
         message = " ".join(str(err).split())
         log.error("%s: cannot write shard: %s", shard_path, message)

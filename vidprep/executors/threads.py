@@ -81,10 +81,14 @@ class ThreadShare:
             self._add(-1)
 
     def apply(self) -> int:
-        """Set torch's intra-op threads to ``threads()`` if torch is loaded and the count changed; return it."""
+        """Set torch's intra-op threads to ``threads()`` if torch is loaded and the count changed; return it.
+
+        A torch still being imported (by a model built in the background) may not have ``set_num_threads`` yet:
+        then nothing is set now (the next unit sets it; this thread's default is every CPU meanwhile)."""
         n = self.threads()
-        if n != self._applied and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(n)
+        set_threads = getattr(sys.modules.get("torch"), "set_num_threads", None)
+        if n != self._applied and set_threads is not None:
+            set_threads(n)
             log.debug("torch threads: %d", n)
             self._applied = n
         return n

@@ -241,6 +241,13 @@ class ShardWriter:
             del self._f["meta"][name]
         self._f["meta"].create_dataset(name, data=np.asarray(data))
 
+    def set_config(self, config: dict) -> None:
+        """Replace /meta/config_json (a writer may learn what its steps applied only once they have run)."""
+        self._require_open()
+        del self._f[fmt.META_CONFIG]
+        text = json.dumps(config, sort_keys=True, ensure_ascii=False, default=str)
+        self._f.create_dataset(fmt.META_CONFIG, data=text, dtype=fmt.STR)
+
     def set_meta(self, name: str, text: str) -> None:
         """Store an extra UTF-8 string at /meta/<name> (e.g. ``errors_json``: the unit's failures, for recovery)."""
         self._require_open()

@@ -18,7 +18,9 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vidprep.config import FeaturesConfig
-from vidprep.errors import ConfigError
+from vidprep.errors import ConfigError, DeferredBuildError
 from vidprep.stages.models.attention import widen_attention_inputs
 from vidprep.stages.models.fold import fold_batchnorm
 from vidprep.stages.model_streams import ModelStreams, stream_count
@@ -90,20 +92,76 @@ class FeatureExtractor:
         max_threads: the most ``thread_budget`` can give (sets how many streams a CPU model gets; default
             ``threads``).
         proof: the driver's check of the weights file (`verify_weights`), so it is not hashed again.
+        background: build the model on a thread when the backend knows the model's shape without building it
+            (`Backend.known_spec`), so the caller can decode while torch imports and the weights load. ``spec`` and
+            ``dim`` are there at once; `ready` says whether the rest is; anything else waits for the build
+            (`wait`), and a failed build raises `DeferredBuildError` wherever it is first needed.
 
     Raises:
         ConfigError: unknown model or unavailable device.
         WeightsError: weights missing, corrupt, unsafe or not matching the model.
     """
 
+    spec: FeatureSpec
+
     def __init__(self, cfg: FeaturesConfig, *, seed: int = 0, threads: int | None = None,
                  thread_budget: Callable[[], int] | None = None, max_threads: int | None = None,
-                 proof: WeightsProof | None = None) -> None:
+                 proof: WeightsProof | None = None, background: bool = False) -> None:
         self.cfg = cfg
         self.backend = get_backend(cfg.model)
+        known = self.backend.known_spec() if background else None
+        build = functools.partial(self._build, seed=seed, threads=threads, thread_budget=thread_budget,
+                                  max_threads=max_threads, proof=proof)
+        if known is None:
+            build()
+            return
+        self.spec = known
+        self._built: Future[None] = Future()
+        threading.Thread(target=self._build_in_background, args=(build,), name="vidprep-model-build",
+                         daemon=True).start()
+
+    def _build_in_background(self, build: Callable[[], None]) -> None:
+        try:
+            build()
+        except BaseException as err:  # noqa: BLE001 - handed to whoever needs the model first
+            self._built.set_exception(err)
+        else:
+            self._built.set_result(None)
+
+    def ready(self) -> bool:
+        """True once the model is built (or its build failed: `wait` then raises); never waits."""
+        built = self.__dict__.get("_built")
+        return built is None or built.done()
+
+    def failed(self) -> bool:
+        """True when a background build has ended in an error (never waits)."""
+        built = self.__dict__.get("_built")
+        return built is not None and built.done() and built.exception() is not None
+
+    def wait(self) -> None:
+        """Wait for a background build; raises `DeferredBuildError` carrying its error if it failed."""
+        built = self.__dict__.get("_built")
+        if built is None:
+            return
+        try:
+            built.result()
+        except BaseException as err:  # noqa: BLE001 - every failure of the build is the run's, not a video's
+            raise DeferredBuildError(err) from err
+
+    def __getattr__(self, name: str) -> Any:
+        """An attribute the background build sets (model, runtime, batch size, ...): wait for it first."""
+        if name.startswith("__") or "_built" not in self.__dict__:
+            raise AttributeError(name)
+        self.wait()
+        return object.__getattribute__(self, name)
+
+    def _build(self, *, seed: int, threads: int | None, thread_budget: Callable[[], int] | None,
+               max_threads: int | None, proof: WeightsProof | None) -> None:
+        """Everything that needs torch: runtime, weights, model, streams, batch size."""
+        cfg = self.cfg
         self.runtime: Runtime = choose_runtime(cfg.device, cfg.precision, threads)
         choice = self.backend.resolve_weights(cfg.weights)
-        self.spec: FeatureSpec = self.backend.feature_spec(choice)
+        self.spec = self.backend.feature_spec(choice)  # the same as known_spec when that is given
         self.input: InputSpec = self.backend.input_spec(choice)
         model, self.weights_info = self.backend.build(choice, seed=seed, proof=proof)
         self.batchnorm_folded = 0

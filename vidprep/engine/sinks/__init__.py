@@ -9,7 +9,7 @@ here once: ``output_format``. Adding a format is one module here plus one entry 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -78,7 +78,9 @@ class OutputKind(Protocol):
     def before_units(self, out: Path, todo: list[WorkUnit]) -> None: ...
     def finish(self, out: Path) -> None: ...
     def clear(self, out: Path) -> None: ...
-    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> Sink: ...
+    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: Callable[[], dict]) -> Sink:
+        """The unit's writer; ``stages`` gives what the steps applied (their ``describe``), asked for at commit:
+        a model built in the background is described only once it exists."""
 
 
 def output_format(config: RunConfig) -> str:

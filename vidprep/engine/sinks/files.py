@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ class FilesOutput:
         for part in parts.glob("*") if parts.is_dir() else []:
             part.unlink()
 
-    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> FileSink:
+    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: Callable[[], dict]) -> FileSink:
         return FileSink(spec, path, class_names)
 
 

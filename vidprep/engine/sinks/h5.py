@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,22 +71,23 @@ class H5Output:
             if path.is_symlink() or not path.is_dir():
                 path.unlink()  # a link is removed itself, never what it points at
 
-    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> ShardSink:
+    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: Callable[[], dict]) -> ShardSink:
         return ShardSink(spec, path, class_names, stages)
 
 
 class ShardSink:
     """Writes one shard through ShardWriter; frame shards keep frames, feature shards keep pts/ordinals only."""
 
-    def __init__(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> None:
+    def __init__(self, spec: SinkSpec, path: Path, class_names: list[str], stages: Callable[[], dict]) -> None:
         from vidprep.shards.writer import ShardWriter
 
         output = spec.config.output
         self.keeps_frames = spec.kind == "frames"
+        self.config_record, self.stages = spec.config_record, stages
         self.writer = ShardWriter(
             path,
             kind=spec.kind,
-            config={**spec.config_record, **stages},
+            config=spec.config_record,
             class_names=class_names or None,
             frame_codec=output.frame_codec,
             jpeg_quality=output.jpeg_quality,
@@ -106,7 +108,8 @@ class ShardSink:
         self.writer.set_meta("errors_json", json.dumps([error_record(r) for r in failed], ensure_ascii=False))
 
     def commit(self) -> Any:
-        """Close and atomically publish the shard; returns its ShardSummary."""
+        """Record what the steps applied, close and atomically publish the shard; returns its ShardSummary."""
+        self.writer.set_config({**self.config_record, **self.stages()})
         return self.writer.commit()
 
     def __enter__(self) -> ShardSink:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class WdsOutput:
         for path in [p for p in out.iterdir() if TAR_RE.match(p.name)] if out.is_dir() else []:
             path.unlink()
 
-    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> WdsSink:
+    def open(self, spec: SinkSpec, path: Path, class_names: list[str], stages: Callable[[], dict]) -> WdsSink:
         return WdsSink(spec, path, class_names, stages)
 
 
@@ -108,7 +109,7 @@ class _Meta:
 class WdsSink:
     """Writes one unit's tar: frame samples (jpg/mp4 + json) or feature samples (npy + json)."""
 
-    def __init__(self, spec: SinkSpec, path: Path, class_names: list[str], stages: dict) -> None:
+    def __init__(self, spec: SinkSpec, path: Path, class_names: list[str], stages: Callable[[], dict]) -> None:
         from vidprep.shards.wds_tar import TarShardWriter
 
         output = spec.config.output
@@ -116,7 +117,7 @@ class WdsSink:
         self.media, self.quality = output.wds_media, output.jpeg_quality
         self.out_dir = Path(spec.out_dir)
         self.class_names = list(class_names)
-        self.config = {**spec.config_record, **stages}
+        self.config_record, self.stages = spec.config_record, stages
         self.tar = TarShardWriter(path, spec.kind)
         self.writer = _Meta()
         self.videos: list[dict] = []
@@ -217,7 +218,7 @@ class WdsSink:
         inputs = sorted({*(r["video_id"] for r in self.videos), *(str(e["video_id"]) for e in self.failed
                                                                    if e.get("video_id") is not None)})
         unit = {"video_ids": kept, "input_ids": inputs, "errors": self.failed, "class_names": self.class_names,
-                "config": self.config, "media": self.media if self.keeps_frames else None,
+                "config": {**self.config_record, **self.stages()}, "media": self.media if self.keeps_frames else None,
                 "text_labels": json.loads(self.writer.values["text_labels_json"])
                 if "text_labels_json" in self.writer.values else None}
         return self.tar.commit(unit, self.writer.embeddings)

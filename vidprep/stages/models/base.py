@@ -93,6 +93,11 @@ class Backend:
     image_text: bool = False
     default_split: dict[str, Any] = {}
 
+    def known_spec(self) -> FeatureSpec | None:
+        """The model's FeatureSpec when it is known without importing its library or reading weights (then the
+        model may be built in the background); None when only building tells."""
+        return None
+
     def resolve_weights(self, text: str) -> WeightsChoice:  # pragma: no cover - interface
         """Interpret ``--weights`` (``none``, ``DEFAULT``, a family-specific name, or a path)."""
         raise NotImplementedError

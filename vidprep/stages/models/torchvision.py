@@ -301,6 +301,10 @@ class TorchvisionBackend(Backend):
         return input_spec_for(self.spec, choice)
 
     def feature_spec(self, choice: WeightsChoice) -> FeatureSpec:
+        return self.known_spec()
+
+    def known_spec(self) -> FeatureSpec:
+        """From the registry table: the same for every weights choice."""
         s = self.spec
         return FeatureSpec(s.name, s.kind, s.dim, s.clip_len, s.channels_last, self.family)
 
