@@ -173,6 +173,31 @@ def test_fifo_and_linked_shard_names_in_a_directory_are_reported_never_skipped(l
         assert run.rc == 1 and len(run.error_lines()) == 1, run.explain()
 
 
+def test_a_jpeg_frame_claiming_a_huge_size_is_refused_before_decoding(lab: Lab, tmp_path: Path) -> None:
+    """A 600-byte JPEG whose header claims 20000x20000 made OpenCV allocate 2.3 GB (and spend 8 s) before it found
+    the data missing: the header is read first now, and the frame refused; so is a frame whose size differs from
+    the video's first one. The shard is one error record; peak memory stays that of a normal run."""
+    import struct
+
+    import cv2
+
+    jpeg_run = vidprep("split", lab.vids / "a.mp4", "-o", tmp_path / "jpeg", *SPLIT, "--frame-codec", "jpeg",
+                       cwd=tmp_path)
+    assert jpeg_run.rc == 0, jpeg_run.explain()
+    shard = tmp_path / "jpeg" / "shard-00000.h5"
+    ok, small = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    bomb = bytearray(small.tobytes())
+    sof = bomb.find(b"\xff\xc0")
+    bomb[sof + 5:sof + 9] = struct.pack(">HH", 20000, 20000)
+    with h5py.File(shard, "r+") as f:
+        f["frames/0/jpeg"][1] = np.frombuffer(bytes(bomb), np.uint8)
+    run = vidprep("enhance", shard, "-o", tmp_path / "out", *SERIAL, cwd=tmp_path, timeout=60)
+    assert run.rc == 3, run.explain()
+    assert "claims 20000x20000" in run.stderr and "Traceback" not in run.stderr, run.explain()
+    assert len(read_errors(tmp_path / "out")) == 1
+    assert run.max_rss_kb < 1_000_000, run.max_rss_kb  # 2.4 GB before
+
+
 def test_a_crafted_manifest_or_errors_file_is_refused_unread(lab: Lab, tmp_path: Path) -> None:
     """OUT/manifest.json symlinked to a file outside OUT and OUT/errors.jsonl a FIFO: `shards verify --inputs`
     reports both as refused (one line each), never reads outside OUT (the canary manifest would change the verdict
