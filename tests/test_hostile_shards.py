@@ -459,6 +459,25 @@ def test_stats_from_file_with_external_storage_is_refused_unread(lab: Lab, tmp_p
         load_normalization(path)
 
 
+def test_stats_from_file_claiming_too_many_values_is_refused_unread(tmp_path: Path) -> None:
+    """gzip lets a small file claim ~1000x its size (the trust check's bound): a normalization file claiming more
+    values than any real one holds is refused before an array is read."""
+    from vidprep.errors import ShardError
+    from vidprep.shards import trust
+    from vidprep.shards.normalization import FORMAT, MAX_VALUES, load_normalization
+
+    path = tmp_path / "normalization.h5"
+    n = MAX_VALUES + 2**20
+    with h5py.File(path, "w") as f:
+        f.attrs["format"], f.attrs["format_version"] = FORMAT, 1
+        ds = f.create_dataset("mean", shape=(n,), dtype=np.uint8, chunks=(2**22,), compression="gzip")
+        for a in range(0, n, 2**22):
+            ds[a:a + 2**22] = 0
+    assert path.stat().st_size < n // 500 and trust.check_file(path) == []  # small, and passes the trust walk
+    with pytest.raises(ShardError, match="claims"):
+        load_normalization(path)
+
+
 def test_shard_paths_streamed_on_stdin_get_the_same_checks(lab: Lab) -> None:
     fifo = lab.base / "stdin" / "blocking.h5"
     fifo.parent.mkdir()

@@ -52,6 +52,9 @@ FORMAT = "vidprep-normalization"
 FORMAT_VERSION = 1
 NAME = "normalization.h5"
 RESERVED_ATTRS = ("format", "format_version", "created_utc", "vidprep_version")
+#: Most values all arrays of a file may hold together (1 GiB as float64): the (D,D) co-moment PCA needs fits for
+#: D up to 11,585, past any feature model's dimension; a crafted file claiming more is refused before any read.
+MAX_VALUES = 2**27
 DIGEST_ATTRS = {"method": "none", "whiten": False, "quantize": "none"}
 
 
@@ -115,6 +118,10 @@ def load_normalization(path: str | Path) -> tuple[dict[str, np.ndarray], dict[st
             if version > FORMAT_VERSION:
                 raise ShardError(f"{NAME} format_version {version} is newer than this vidprep reads "
                                  f"({FORMAT_VERSION})", path=str(p))
+            sizes: list[int] = []
+            f.visititems(lambda name, obj: sizes.append(obj.size) if isinstance(obj, h5py.Dataset) else None)
+            if sum(sizes) > MAX_VALUES:  # before any read: gzip lets a small file claim ~1000x its size
+                raise ShardError(f"{NAME} claims {sum(sizes)} values (at most {MAX_VALUES})", path=str(p))
             arrays: dict[str, np.ndarray] = {}
             f.visititems(lambda name, obj: _collect(arrays, name, obj))
             return arrays, {k: _plain(v) for k, v in f.attrs.items()}
