@@ -41,7 +41,7 @@ CLIP_FRAMES, SIZE, BATCH = 16, 112, 8
 
 def make_sets(out: Path, shards: int, videos: int, frames: int, codec: str) -> int:
     """Write the benchmark's shards (``out/h5``) and tars (``out/wds``) of the same seeded noise clips."""
-    from vidprep.shards.format import encode_jpeg
+    from vidprep.shards.jpeg import encode_jpeg
     from vidprep.shards.wds_tar import TarShardWriter, json_bytes, sample_key, tar_name
 
     rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ import pytest
 
 from clihelp import cli
 
-from vidprep.shards import format as shard_format
+from vidprep.shards.jpeg import decode_jpeg
 from vidprep.shards.wds_read import MEMBER_RE
 from vidprep.shards.wds_tar import sample_key
 
@@ -158,6 +158,6 @@ def test_ids_that_slug_alike_get_different_keys() -> None:
 def test_frame_shard_jpeg_equals_h5_decoder(runs: dict[str, Path]) -> None:
     """The h5 reader's own JPEG decoding gives the pixels webdataset gives (same bytes, same libjpeg result)."""
     clip = h5_clips(runs["h5jpeg"])[0]
-    frame = shard_format.decode_jpeg(np.frombuffer(clip["jpeg"][0], np.uint8))
+    frame = decode_jpeg(np.frombuffer(clip["jpeg"][0], np.uint8))
     smp = next(iter(webdataset.WebDataset(tars(runs["wds"]), shardshuffle=False).decode("rgb8")))
     assert np.array_equal(frame, smp["0000.jpg"])

@@ -19,6 +19,7 @@ import numpy as np
 
 from vidprep.errors import ShardError
 from vidprep.shards import format as fmt
+from vidprep.shards.jpeg import decode_jpegs
 from vidprep.shards import trust
 from vidprep.types import pad_tail
 
@@ -176,7 +177,7 @@ class ShardSet:
         if kind == "rgb":
             out["frames"] = g["rgb"][start:stop]
         elif kind == "jpeg":
-            out["frames"] = fmt.decode_jpegs(g["jpeg"][start:stop])
+            out["frames"] = decode_jpegs(g["jpeg"][start:stop])
         return {k: pad_tail(a, padded) for k, a in out.items()}
 
     def video(self, video_id: str) -> dict[str, Any]:
@@ -192,7 +193,7 @@ class ShardSet:
         kind = self._pixel_kind(i, v)
         for name in g:
             if name == "jpeg":
-                out["frames"] = fmt.decode_jpegs(g["jpeg"][:])
+                out["frames"] = decode_jpegs(g["jpeg"][:])
             else:
                 out["frames" if name == "rgb" else name] = g[name][:]
         a, b = (int(x) for x in f["videos/clip_offset"][v:v + 2])

@@ -36,7 +36,7 @@ class ShardVideo:
 
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (rgb, pts_s, index) chunks of the stored frames, in order."""
-        from vidprep.shards.format import decode_jpegs
+        from vidprep.shards.jpeg import decode_jpegs
 
         if self.file is None or not self.file.id.valid:
             raise ShardError("input shard is closed (read its videos while iterating iter_videos)", path=self.path)

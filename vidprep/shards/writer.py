@@ -22,6 +22,7 @@ from vidprep.errors import ShardError
 from vidprep.shards import atomic
 from vidprep.shards import format as fmt
 from vidprep.shards.clip_extras import ClipExtras
+from vidprep.shards.jpeg import decode_jpegs, encode_jpeg
 from vidprep.shards.manifest import ShardSummary, fsync_and_hash
 from vidprep.shards.storage import DiscardableFile, FeatureStore, extend_rows
 
@@ -161,7 +162,7 @@ class ShardWriter:
             ds, n0 = g["jpeg"], g["jpeg"].shape[0]
             ds.resize(n0 + n, axis=0)
             for i in range(n):  # one by one: h5py reads an object array of equal-length buffers as 2-D
-                ds[n0 + i] = fmt.encode_jpeg(rgb[i], self.jpeg_quality)
+                ds[n0 + i] = encode_jpeg(rgb[i], self.jpeg_quality)
             return
         if "rgb" not in g:
             per_chunk = int(np.clip(FRAME_CHUNK_BYTES // max(1, rgb[0].nbytes), 1, 16))
@@ -182,7 +183,7 @@ class ShardWriter:
         g = self._f["frames"][str(v)]
         if self.frame_codec == "raw":
             return g["rgb"][start:stop]
-        return fmt.decode_jpegs(g["jpeg"][start:stop])
+        return decode_jpegs(g["jpeg"][start:stop])
 
     def set_video_array(self, v: int, name: str, data: np.ndarray) -> None:
         """Store an extra per-video array at /frames/<v>/<name> (e.g. ``scene_score``); replaces an earlier one."""

@@ -189,7 +189,7 @@ class WdsSink:
         return meta
 
     def _media(self, frames: np.ndarray, pts: list[float]) -> list[tuple[str, bytes]]:
-        from vidprep.shards.format import encode_jpeg
+        from vidprep.shards.jpeg import encode_jpeg
 
         if self.media == "jpg":
             return [(f"{i:04d}.jpg", encode_jpeg(frame, self.quality).tobytes()) for i, frame in enumerate(frames)]
