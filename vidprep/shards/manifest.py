@@ -25,7 +25,7 @@ import numpy as np
 from vidprep import __version__
 from vidprep.errors import ShardError, UsageError
 from vidprep.shards import format as fmt
-from vidprep.shards.atomic import atomic_write_text, file_lock, fsync_dir  # noqa: F401 - re-exported (older import sites)
+from vidprep.shards.atomic import NOFOLLOW, atomic_write_text, file_lock, fsync_dir  # noqa: F401 - re-exported (older import sites)
 from vidprep.shards.cleanup import cleanup_temp, find_temp  # noqa: F401 - re-exported (public API)
 
 log = logging.getLogger("vidprep.shards.manifest")
@@ -33,7 +33,6 @@ log = logging.getLogger("vidprep.shards.manifest")
 MANIFEST_NAME = "manifest.json"
 ERRORS_NAME = "errors.jsonl"
 LOCK_NAME = ".manifest.lock"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 ERROR_FIELDS = ("path", "video_id", "stage", "error_type", "message", "time")
 MAX_MESSAGE_CHARS = 2000
 
@@ -100,7 +99,7 @@ def read_own_text(path: Path, errors: str = "strict") -> str:
 def _open_own(path: Path) -> BinaryIO:
     """``path`` opened for reading when it is a regular file itself (not a link, FIFO, device or directory)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise
     except OSError as err:
@@ -243,7 +242,7 @@ def append_error(out_dir: str | Path, record: dict[str, Any]) -> None:
     rec["time"] = rec.get("time") or _utc_now()
     line = (json.dumps(rec, ensure_ascii=False, default=str) + "\n").encode("utf-8")
     try:  # never through a link: a crafted errors.jsonl -> ~/.bashrc must not be appended to
-        fd = os.open(Path(out_dir) / ERRORS_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+        fd = os.open(Path(out_dir) / ERRORS_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
     except OSError as err:
         raise ShardError(f"cannot append an error record ({err.strerror}); refused",
                          path=str(Path(out_dir) / ERRORS_NAME)) from None

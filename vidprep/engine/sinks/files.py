@@ -211,8 +211,8 @@ def merge_index(out_dir: str | Path) -> Path:
 
     out = Path(out_dir)
     with writing(out / "index.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as dst:
-        for part in _parts(out):
-            dst.writelines(line + "\n" for line in part.lines if not line.startswith(('{"error"', '{"unit"')))
+        for _, lines in _part_lines(out):
+            dst.writelines(line + "\n" for line in lines if not line.startswith(('{"error"', '{"unit"')))
     return out / "index.jsonl"
 
 
@@ -230,15 +230,15 @@ class _Part:
     part written before parts recorded them: then a video that produced no clip is missing from the set)."""
 
     name: str
-    lines: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     input_ids: set[str] = field(default_factory=set)
     exact: bool = True
 
 
-def _parts(out_dir: Path) -> Iterator[_Part]:
-    """Every readable index part; one that is not a regular file of its own (a link, a FIFO) is never read:
-    `out_entries` refuses the directory before a run, this keeps a part linked in since then out of the index."""
+def _part_lines(out_dir: Path) -> Iterator[tuple[Path, list[str]]]:
+    """(path, lines) of every readable index part, in unit order; one that is not a regular file of its own (a
+    link, a FIFO) is never read: `out_entries` refuses the directory before a run, this keeps a part linked in
+    since then out of the resume check and the index."""
     from vidprep.errors import ShardError
     from vidprep.shards.manifest import read_own_text
 
@@ -250,7 +250,13 @@ def _parts(out_dir: Path) -> Iterator[_Part]:
         except ShardError as err:
             log.warning("%s; its unit is not counted as finished", err)
             continue
-        found, seen = _Part(part.name, lines, exact=False), set()
+        yield part, lines
+
+
+def _parts(out_dir: Path) -> Iterator[_Part]:
+    """Every readable index part with what it records (`_part_lines`)."""
+    for part, lines in _part_lines(out_dir):
+        found, seen = _Part(part.name, exact=False), set()
         for line in lines:
             try:
                 rec = json.loads(line)
