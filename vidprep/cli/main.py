@@ -3,8 +3,10 @@
 import sys
 from typing import NoReturn
 
+from vidprep import host_heap
 from vidprep.media import prefetch
 
+host_heap.keep_freed_blocks()  # before any thread starts, so every thread shares the one heap
 prefetch.start_for(sys.argv[1:])  # ffmpeg's self-queries overlap the imports below
 
 from vidprep.cli import app, fast_exit  # noqa: E402

@@ -20,10 +20,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from vidprep.executors.threads import ThreadShare, available_cpus, install, user_threads
+from vidprep.host_heap import keep_freed_blocks
 
 
 def _init_worker(share: ThreadShare, log_level: int, log_format: str | None) -> None:
-    """Worker set-up: the shared thread counter, and logging like the parent's (stderr)."""
+    """Worker set-up: freed heap blocks kept (`vidprep.host_heap`), the shared thread counter, and logging like the
+    parent's (stderr)."""
+    keep_freed_blocks()
     install(share)
     root = logging.getLogger("vidprep")
     root.setLevel(log_level)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from vidprep.errors import ConfigError
+from vidprep.host_heap import keep_freed_blocks
 
 log = logging.getLogger("vidprep.stages.runtime")
 
@@ -73,9 +74,11 @@ class Runtime:
 
 
 def choose_runtime(device: str, precision: str, threads: int | None = None) -> Runtime:
-    """Resolve ``--device`` and ``--precision`` (``auto`` rules in the module docstring) and set the thread count."""
+    """Resolve ``--device`` and ``--precision`` (``auto`` rules in the module docstring) and set the thread count;
+    freed heap blocks are kept for the next batch from here on (`vidprep.host_heap`)."""
     import torch
 
+    keep_freed_blocks()
     dev = pick_device(device)
     prec = pick_precision(dev, precision)
     n = threads or torch.get_num_threads()
