@@ -284,7 +284,7 @@ def _preload(config: RunConfig) -> tuple[str, ...]:
     if config.augment is not None:
         mods += ["vidprep.stages.augment"]
     if config.features is not None:
-        mods += ["torch", "torchvision", "vidprep.stages.features"]
+        mods += ["torch", "vidprep.stages.models.torchvision_preload", "vidprep.stages.features"]
     return tuple(mods)
 
 

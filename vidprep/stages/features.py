@@ -29,10 +29,11 @@ import numpy as np
 
 from vidprep.config import FeaturesConfig
 from vidprep.errors import ConfigError, DeferredBuildError
-from vidprep.stages.models.attention import widen_attention_inputs
-from vidprep.stages.models.fold import fold_batchnorm
 from vidprep.stages.model_streams import ModelStreams, stream_count
 from vidprep.stages.models import MODELS, FeatureSpec, InputSpec, ModelSpec, WeightsProof, get_backend, list_models
+from vidprep.stages.models.attention import widen_attention_inputs
+from vidprep.stages.models.fold import fold_batchnorm
+from vidprep.stages.models.torchvision_import import import_torchvision
 from vidprep.stages.runtime import Runtime, choose_runtime, default_batch_size, memory_format
 
 __all__ = ["MODELS", "FeatureExtractor", "InputSpec", "ModelSpec", "list_models", "pool_frames", "preprocess"]
@@ -61,6 +62,8 @@ def pool_frames(feats: np.ndarray, how: str) -> np.ndarray:
 def preprocess(frames: Any, spec: InputSpec) -> Any:
     """uint8 (N,3,H,W) tensor -> normalized float (N,3,crop_h,crop_w), exactly as ``weights.transforms()`` does."""
     import torch
+
+    import_torchvision()
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 

@@ -34,8 +34,14 @@ from urllib.parse import urlparse
 from vidprep.errors import ConfigError, WeightsError
 from vidprep.stages.models import weights as w
 from vidprep.stages.models.base import (
-    IMAGENET_MEAN, IMAGENET_STD, Backend, FeatureSpec, InputSpec, WeightsChoice,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Backend,
+    FeatureSpec,
+    InputSpec,
+    WeightsChoice,
 )
+from vidprep.stages.models.torchvision_import import import_torchvision
 from vidprep.stages.models.weights import WeightsProof
 
 log = logging.getLogger("vidprep.stages.models.torchvision")
@@ -72,6 +78,7 @@ class ModelSpec:
     @property
     def builder(self) -> Any:
         """The torchvision builder function (imports torchvision)."""
+        import_torchvision()
         from torchvision.models import get_model_builder
 
         return get_model_builder(self.name)
@@ -125,6 +132,7 @@ def list_models() -> list[dict[str, Any]]:
 
 def resolve_weights(spec: ModelSpec, text: str) -> WeightsChoice:
     """Interpret ``--weights`` for ``spec``: ``none``, ``DEFAULT``, a weights name, or a path to a file."""
+    import_torchvision()
     from torchvision.models import get_model_weights
 
     enum_cls = get_model_weights(spec.name)
