@@ -30,3 +30,19 @@ def fault_rounds() -> list[int]:
     thread.start()
     thread.join()
     return faults
+
+
+def rss_mib() -> int:
+    """This process's resident memory (MiB), from /proc."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) // 1024
+
+
+def freed_block(size: int) -> None:
+    """Allocate ``size`` bytes with C malloc, touch every page, free them (on this thread)."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(block)

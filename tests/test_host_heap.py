@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,38 @@ def test_process_executor_workers_apply_it() -> None:
     probe = ("list(ProcessExecutor(1, tasks=1).map(heap_probe.fault_rounds, [()]))[0]"
              " if __name__ == '__main__' else None")
     assert reused(second_round_faults("from vidprep.executors.process import ProcessExecutor", probe))
+
+
+def test_free_pages_go_back_to_the_kernel_between_units_once_many_piled_up() -> None:
+    """``release_freed`` keeps a freed 96 MiB (under the 256 MiB limit) and gives back a freed 400 MiB, in RSS."""
+    code = """
+import heap_probe
+from vidprep import host_heap
+assert host_heap.keep_freed_blocks()
+rows = []
+for size in (96 << 20, 400 << 20):
+    heap_probe.freed_block(size)
+    kept = heap_probe.rss_mib()
+    released = host_heap.release_freed()
+    rows.append([kept, released, heap_probe.rss_mib()])
+"""
+    small, large = second_round_faults(code, "rows")
+    assert small[1] is False and small[2] > small[0] - 16, small  # kept: under the limit
+    assert large[1] is True and large[2] < large[0] - 300, large  # 400 MiB held, then (nearly) all given back
+
+
+def test_every_work_unit_ends_with_a_release(tmp_path: Path, make_video: Callable[..., Path]) -> None:
+    import vidprep
+    import vidprep.engine.worker as worker
+
+    videos = [make_video("heap_a.mp4"), make_video("heap_b.mp4")]
+    calls: list[bool] = []
+    real = worker.release_freed
+    worker.release_freed = lambda: calls.append(True) or real()  # type: ignore[assignment]
+    try:
+        summary = vidprep.run({"split": {"fps": 1, "size": 32}, "run": {"videos_per_shard": 1}}, videos,
+                              tmp_path / "o", executor="serial")
+    finally:
+        worker.release_freed = real  # type: ignore[assignment]
+    assert summary.exit_code == 0 and len(summary.shards) == 2
+    assert len(calls) == 2

@@ -21,14 +21,15 @@ import numpy as np
 
 from vidprep import interrupts
 from vidprep.config import RunConfig
-from vidprep.executors import threads
-from vidprep.errors import DeferredBuildError, VidprepError, printable_path
 from vidprep.engine.featurize import row_kwargs
-from vidprep.engine.framestream import CHUNK, chunked, video_meta
 from vidprep.engine.framestore import ScratchFrames
-from vidprep.engine.steps import Chunk, RunHook, Steps, UnitHook, Video
-from vidprep.inputs import InputItem, WorkUnit
+from vidprep.engine.framestream import CHUNK, chunked, video_meta
 from vidprep.engine.labels import Labels
+from vidprep.engine.steps import Chunk, RunHook, Steps, UnitHook, Video
+from vidprep.errors import DeferredBuildError, VidprepError, printable_path
+from vidprep.executors import threads
+from vidprep.host_heap import release_freed
+from vidprep.inputs import InputItem, WorkUnit
 from vidprep.stages.models import WeightsProof
 from vidprep.types import ClipRow, VideoInfo, VideoResult
 
@@ -276,7 +277,8 @@ class VideoRunner:
 
 
 def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
-    """`process_unit`, but a failure of the whole unit (disk full, unwritable shard) fails its videos, not the run."""
+    """`process_unit`, but a failure of the whole unit (disk full, unwritable shard) fails its videos, not the run.
+    Afterwards the heap's free pages go back to the kernel if many piled up (`vidprep.host_heap.release_freed`)."""
     try:
         return process_unit(unit, job, shard_path)
     except DeferredBuildError:
@@ -291,3 +293,5 @@ def process_unit_safe(unit: WorkUnit, job: Job, shard_path: str) -> UnitResult:
             for i in unit.items
         ]
         return UnitResult(unit.index, None, failed)
+    finally:
+        release_freed()
