@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import TextIO
 
 from vidprep.errors import UsageError, printable_path
+from vidprep.media.ffinput import VIDEO_EXTENSIONS
 from vidprep.shards.safepath import id_problem
 
 log = logging.getLogger("vidprep.inputs")
 
-VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .qt .3gp .3g2 .mkv .webm .avi .mpg .mpeg .ts .mts .m2ts .flv .wmv .asf .ogv .ivf".split()
-)
 _PROTOCOL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*[:,]")
 
 

@@ -27,27 +27,11 @@ from typing import IO
 
 from vidprep.errors import DependencyError, VidprepError
 from vidprep.media import prefetch
+from vidprep.media.ffinput import FORMAT_WHITELIST, PROTOCOL_WHITELIST, ffprobe_command
 from vidprep.media.prefetch import FILTERS, PIXEL_FORMATS
 
 log = logging.getLogger("vidprep.media.ffmpeg")
 
-#: Demuxers vidprep opens. Each name matches one component of a demuxer's name, e.g. ``mov`` matches
-#: ``mov,mp4,m4a,3gp,3g2,mj2`` and ``matroska`` matches ``matroska,webm``. None of them reads other files or URLs.
-DEMUXERS: tuple[str, ...] = (
-    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",  # QuickTime / MP4 family (external data refs stay off by default)
-    "matroska", "webm",
-    "avi",
-    "mpegts",
-    "mpeg",  # MPEG program stream (.mpg, .vob)
-    "mpegvideo",  # raw MPEG-1/2 elementary stream
-    "flv",
-    "ogg",
-    "asf",  # .wmv / .asf
-    "ivf",  # raw VP8/VP9/AV1 in IVF
-    "h264", "hevc", "m4v",  # raw elementary streams
-)
-FORMAT_WHITELIST = ",".join(DEMUXERS)
-PROTOCOL_WHITELIST = "file"
 GLOBAL_ARGS: tuple[str, ...] = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "info")
 INSTALL_HINT = ("install it, e.g. `apt-get install -y ffmpeg` (Debian/Ubuntu), `brew install ffmpeg` (macOS) "
                 "or `conda install ffmpeg`")
@@ -128,19 +112,9 @@ def tool_versions() -> dict[str, str]:
     return {name: tool_version(tool_path(name)) for name in ("ffmpeg", "ffprobe")}
 
 
-def input_url(path: str | Path) -> str:
-    """``file:`` URL of an absolute path, so names with ``:`` or a leading ``-`` never select a protocol or flag."""
-    return "file:" + str(Path(path).absolute())
-
-
 def input_options() -> dict[str, str]:
     """Per-input options that restrict what ffmpeg/ffprobe may open (ffmpeg-python keyword form)."""
     return {"format_whitelist": FORMAT_WHITELIST, "protocol_whitelist": PROTOCOL_WHITELIST}
-
-
-def input_args() -> list[str]:
-    """:func:`input_options` as argv, to be placed before ``-i`` (or the ffprobe input)."""
-    return ["-format_whitelist", FORMAT_WHITELIST, "-protocol_whitelist", PROTOCOL_WHITELIST]
 
 
 def with_globals(argv: Sequence[str]) -> list[str]:
@@ -150,7 +124,7 @@ def with_globals(argv: Sequence[str]) -> list[str]:
 
 def ffprobe_argv(path: str | Path, *args: str) -> list[str]:
     """An ffprobe command reading ``path`` safely, with ``args`` (e.g. ``-show_streams``) before the input."""
-    return [tool_path("ffprobe"), "-v", "error", "-hide_banner", *input_args(), *args, input_url(path)]
+    return ffprobe_command(tool_path("ffprobe"), path, *args)
 
 
 def summarize_stderr(lines: Sequence[str]) -> str:
@@ -391,7 +365,21 @@ def _checked_query(argv: list[str], name: str) -> bytes:
 
 
 def run_tool(argv: Sequence[str], *, path: str, timeout_s: float, error: type[VidprepError]) -> bytes:
-    """Run a short command to completion and return its stdout; ``error`` (one line naming ``path``) on failure."""
+    """Run a short command to completion and return its stdout; ``error`` (one line naming ``path``) on failure.
+
+    The CLI may have started this very command at launch (`vidprep.media.prefetch`: a probe of the first video it
+    names); its output is taken when it succeeded. Otherwise (it failed or timed out) the command runs again here,
+    so a failure is reported exactly as without the head start."""
+    early = prefetch.take(list(argv))
+    if early is not None:
+        try:
+            out, _ = early.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            early.kill()
+            early.communicate()
+        else:
+            if early.returncode == 0:
+                return out
     with FfmpegProcess(argv, path=path, wall_timeout_s=timeout_s) as proc:
         out = _raw_pipe(proc.proc.stdout, "stdout").read()
         reason = proc.failure()

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from vidprep.errors import ConfigError
 from vidprep.media import ffmpeg as tools
+from vidprep.media.ffinput import input_url
 from vidprep.media.framelog import POST, PRE
 from vidprep.media.seek import TICK_EPS, FrameIndex, SeekRun
 from vidprep.types import Sampling, SizeSpec, VideoInfo
@@ -192,4 +193,4 @@ def _argv(info: VideoInfo, chain: str, input_extra: dict, output: str) -> list[s
     out = stream.output(output, map="0:V:0", vf=chain, f="rawvideo", fps_mode="passthrough", an=None, sn=None,
                         dn=None)
     argv = out.compile(cmd=tools.tool_path("ffmpeg"))
-    return tools.with_globals([tools.input_url(info.path) if a == placeholder else a for a in argv])
+    return tools.with_globals([input_url(info.path) if a == placeholder else a for a in argv])

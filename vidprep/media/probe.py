@@ -33,6 +33,7 @@ import numpy as np
 
 from vidprep.errors import InputError, ProbeError
 from vidprep.media import ffmpeg
+from vidprep.media.ffinput import VIDEO_PROBE
 from vidprep.types import VideoInfo
 
 log = logging.getLogger("vidprep.media.probe")
@@ -76,7 +77,7 @@ def _probe_now(path: str | Path, timeout_s: float) -> VideoInfo:
     p = check_regular_file(path)
     if p.stat().st_size == 0:
         raise ProbeError("empty file (0 bytes)", path=str(p))
-    argv = ffmpeg.ffprobe_argv(p, "-show_streams", "-show_format", "-of", "json")
+    argv = ffmpeg.ffprobe_argv(p, *VIDEO_PROBE)
     data = _parse_json(ffmpeg.run_tool(argv, path=str(p), timeout_s=timeout_s, error=ProbeError), p)
     streams = data.get("streams") or []
     video = first_video_stream(streams)
