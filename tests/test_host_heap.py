@@ -41,9 +41,20 @@ def test_without_the_policy_the_block_is_mapped_again() -> None:
 
 
 def test_the_cli_entry_points_apply_it() -> None:
+    """`vidprep.cli.main` is the console script and what ``python -m vidprep`` runs."""
     assert reused(second_round_faults("import vidprep.cli.main"))
-    runtime = "from vidprep.stages.runtime import choose_runtime\nchoose_runtime('cpu', 'fp32')"
-    assert reused(second_round_faults(runtime))
+
+
+def test_a_library_caller_keeps_its_allocator() -> None:
+    """Building and running a model through the library API changes nothing process-wide."""
+    runtime = ("from vidprep.stages.runtime import choose_runtime\nchoose_runtime('cpu', 'fp32')\n"
+               "from vidprep import host_heap\nassert host_heap._applied is None")
+    first, second = second_round_faults(runtime)
+    assert second * 2 > first, (first, second)
+
+
+def test_ray_task_workers_apply_it() -> None:
+    assert reused(second_round_faults("from vidprep.executors.ray import _enter\n_enter('')"))
 
 
 def test_process_executor_workers_apply_it() -> None:

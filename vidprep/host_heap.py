@@ -15,8 +15,10 @@ with the process: the batches of one work unit reuse it, and between units (`rel
 free pages go back to the kernel once more than 256 MiB of them have piled up (``malloc_trim``: 24-27 ms and about
 300 MiB given back after resnet18 batches; the next unit faults its pages in once), so a long run holds what its
 current unit needs rather than the most any unit ever needed.
-Applied by the entry points before any thread starts (the CLI, each process-executor worker) and by the model
-runtime for library callers (threads that already have an arena keep it). Elsewhere than glibc: nothing changes.
+Applied only in processes vidprep owns, before their threads start: the CLI, each process-executor worker and
+each Ray task's worker (threads Ray started earlier keep their own arenas). A program that uses vidprep as a library
+keeps its allocator as it is — these settings are process-wide, and one shared arena could slow its own threads —
+unless it calls `keep_freed_blocks` itself. Elsewhere than glibc: nothing changes.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from vidprep.errors import DependencyError, UsageError
+from vidprep.host_heap import keep_freed_blocks
 
 log = logging.getLogger("vidprep.executors.ray")
 
@@ -59,8 +60,11 @@ def _import_ray() -> Any:
 
 
 def _enter(cwd: str) -> None:
-    """Worker-side setup: the driver's working directory (when this node has it) and one torch thread per CPU."""
+    """Worker-side setup: the driver's working directory (when this node has it), idle OpenMP threads that sleep,
+    and freed heap blocks kept for the next batch (`vidprep.host_heap`; threads Ray started before keep their own
+    arenas)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_blocks()
     if cwd and os.path.isdir(cwd) and os.getcwd() != cwd:
         os.chdir(cwd)
 

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from vidprep.errors import ConfigError
-from vidprep.host_heap import keep_freed_blocks
 
 log = logging.getLogger("vidprep.stages.runtime")
 
@@ -74,11 +73,9 @@ class Runtime:
 
 
 def choose_runtime(device: str, precision: str, threads: int | None = None) -> Runtime:
-    """Resolve ``--device`` and ``--precision`` (``auto`` rules in the module docstring) and set the thread count;
-    freed heap blocks are kept for the next batch from here on (`vidprep.host_heap`)."""
+    """Resolve ``--device`` and ``--precision`` (``auto`` rules in the module docstring) and set the thread count."""
     import torch
 
-    keep_freed_blocks()
     dev = pick_device(device)
     prec = pick_precision(dev, precision)
     n = threads or torch.get_num_threads()
