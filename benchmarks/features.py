@@ -46,6 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from common import VIDPREP, make_video, report, run_measured  # noqa: E402
+from vidprep import host_heap  # noqa: E402
+
+host_heap.keep_freed_blocks()  # as the CLI does: in-process references and runs share vidprep's heap settings
 
 
 def decode_seconds(path: Path, split_args: dict) -> tuple[float, np.ndarray]:

@@ -51,6 +51,9 @@ import numpy as np  # noqa: E402
 
 from common import VIDPREP, best_of, make_video, report  # noqa: E402
 from scale import PIPELINE  # noqa: E402
+from vidprep import host_heap  # noqa: E402
+
+host_heap.keep_freed_blocks()  # as the CLI does: in-process references and runs share vidprep's heap settings
 
 BUILD_R18 = ("import torch, torchvision; m = torchvision.models.resnet18(weights=None); "
              "m.fc = torch.nn.Identity(); m.eval()")
