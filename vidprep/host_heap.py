@@ -8,7 +8,7 @@ vidprep runs it (two streams of 16 frames): 414k minor faults for 320 frames, 0.
 frames/s; with freed blocks kept: 6k faults, 0.06 s, 107 frames/s. End to end, ``features --every 1`` on 480p
 60 s: 29.8 s -> 27.2 s (fp32), 19.9 s -> 18.0 s (bf16); r2plus1d_18 clips 2-3 % faster; peak RSS within +-6 %.
 
-So a process that runs models asks glibc (``mallopt``) for: no mmap for malloc blocks (they come from the heap),
+So vidprep's own processes ask glibc (``mallopt``) for: no mmap for malloc blocks (they come from the heap),
 freed memory kept unless over 1 GiB of it sits at the top of the heap, and one arena that every thread started
 afterwards shares (a thread's own arena would map large blocks afresh anyway). The cost is that freed memory stays
 with the process: the batches of one work unit reuse it, and between units (`release_freed`, after each unit) the
